@@ -1,0 +1,51 @@
+# Local development and CI entry points. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install migrate demo serve worker worker-gpu worker-cpu test bench browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+# Seeds a small offline study (SQLite unless DATABASE_URL is set) and serves it.
+demo: migrate
+	DEBUG=1 $(BIN)/python manage.py demo --base-url http://$(HOST):$(PORT)
+	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The web app with Postgres/Redis when DATABASE_URL/CELERY_BROKER_URL are set (DEBUG=1 for local use).
+serve: migrate
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# One worker on both queues, for a single machine. On GPU hosts use worker-gpu once per GPU.
+worker: install
+	$(BIN)/celery -A studyapp worker -Q gpu,cpu --pool=solo --prefetch-multiplier=1 -l info
+
+worker-gpu: install
+	$(BIN)/celery -A studyapp worker -Q gpu --pool=solo --prefetch-multiplier=1 -l info -n gpu$${CUDA_VISIBLE_DEVICES:-0}@%h
+
+worker-cpu: install
+	$(BIN)/celery -A studyapp worker -Q cpu --concurrency=2 --prefetch-multiplier=1 -l info -n cpu@%h
+
+# Browser tests drive Debian's Chromium (apt-get install chromium); CI installs it.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) db.sqlite3 media var staticfiles .pytest_cache
