@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.static import serve
 
 from studyapp import views
@@ -9,6 +9,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", include("studyapp.rating_urls")),
+    path("", include("studyapp.runs_urls")),
+    path("", include("studyapp.results_urls")),
 ]
 
 if settings.SERVE_MEDIA:

@@ -1,0 +1,3 @@
+"""URLs of the rating pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of the results pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of the runs pages."""
+
+urlpatterns: list = []
