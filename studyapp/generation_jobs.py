@@ -86,6 +86,8 @@ def store_sample(run: GenerationRun, concept: Concept, prompt: Prompt, sample) -
         unet_evaluations=sample.unet_evaluations,
         wall_time=sample.wall_time,
         content_hash=hashlib.sha256(data).hexdigest(),
+        width=sample.image.width,
+        height=sample.image.height,
     )
     image.file.save("image.png", ContentFile(data), save=False)
     try:

@@ -121,7 +121,13 @@ def add_reference_image(concept: Concept, name: str, checked: CheckedImage) -> R
     """Store one validated photo; None if the concept already has this exact photo."""
     if concept.references.filter(content_hash=checked.content_hash).exists():
         return None
-    reference = ReferenceImage(concept=concept, content_hash=checked.content_hash, original_name=name)
+    reference = ReferenceImage(
+        concept=concept,
+        content_hash=checked.content_hash,
+        original_name=name,
+        width=checked.width,
+        height=checked.height,
+    )
     reference.image.save(f"{Path(name).stem}.{checked.extension}", ContentFile(checked.data), save=False)
     reference.save()
     return reference
@@ -290,6 +296,8 @@ def _store_generated(run: GenerationRun, row: ManifestRow, report: ImportReport)
         seed_index=row.seed_index,
         seed=row.seed,
         content_hash=row.image.content_hash,
+        width=row.image.width,
+        height=row.image.height,
         source_path=str(row.path),
     )
     image.file.save(f"image.{row.image.extension}", ContentFile(row.image.data), save=False)

@@ -47,7 +47,7 @@ def reference_upload_to(instance: "ReferenceImage", filename: str) -> str:
 
 class ReferenceImage(models.Model):
     concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="references")
-    image = models.ImageField(upload_to=reference_upload_to, width_field="width", height_field="height")
+    image = models.ImageField(upload_to=reference_upload_to)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the stored file.")
@@ -203,7 +203,7 @@ class GeneratedImage(models.Model):
     unet_evaluations = models.PositiveIntegerField(null=True, blank=True)
     wall_time = models.FloatField(null=True, blank=True, help_text="Seconds spent on this image.")
     content_hash = models.CharField(max_length=64)
-    file = models.ImageField(upload_to=generated_upload_to, width_field="width", height_field="height")
+    file = models.ImageField(upload_to=generated_upload_to)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
     source_path = models.CharField(max_length=1000, blank=True, help_text="Where an imported image came from.")

@@ -67,6 +67,8 @@ def generated_image(for_run: GenerationRun, for_concept: Concept, prompt: Prompt
         prompt=prompt,
         seed_index=seed_index,
         content_hash=hashlib.sha256(data).hexdigest(),
+        width=32,
+        height=32,
     )
     image.file.save("image.png", ContentFile(data), save=False)
     image.save()
