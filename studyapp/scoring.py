@@ -1,0 +1,161 @@
+"""Automatic metrics for stored images: score a run, aggregate per method, plot a study's Pareto front.
+
+The Celery task `studyapp.tasks.score_run` (cpu queue) wraps `score_run`.
+"""
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from studyapp.models import Concept, GeneratedImage, MetricScore, Method, Study
+
+log = logging.getLogger(__name__)
+
+CLIP_METRICS = ("clip_is", "clip_ts", "clip_ts_without_class", "clip_ts_with_class")
+DINO_METRICS = ("dino_is",)
+SHOWN_METRICS = ("clip_ts", "clip_is", "dino_is")
+
+
+def metric_models() -> tuple[str, str]:
+    """CLIP_MODEL / DINO_MODEL, else the offline tiny encoders (built on first use)."""
+    clip, dino = settings.CLIP_MODEL, settings.DINO_MODEL
+    if clip and dino:
+        return clip, dino
+    from generation.tiny_encoders import save_tiny_clip, save_tiny_dino
+
+    return clip or str(save_tiny_clip(settings.TINY_MODEL_DIR)), dino or str(save_tiny_dino(settings.TINY_MODEL_DIR))
+
+
+@dataclass
+class ScoringReport:
+    scored: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _pil(file_field):
+    from PIL import Image
+
+    with file_field.open("rb") as handle:
+        image = Image.open(handle)
+        image.load()
+    return image.convert("RGB")
+
+
+def _references(concepts: list[Concept]) -> dict[str, list]:
+    return {concept.slug: [_pil(ref.image) for ref in concept.references.all()] for concept in concepts}
+
+
+def score_images(images: list[GeneratedImage]) -> ScoringReport:
+    """Score images against their concept's reference photos and store MetricScore rows (upserted)."""
+    from generation.metrics import ScoringItem, score_images as score
+
+    report = ScoringReport()
+    items, unreadable = [], []
+    for image in images:
+        try:
+            items.append(_item(image, ScoringItem))
+        except (OSError, ValueError) as exc:
+            unreadable.append(f"image {image.pk} ({image.file.name}): {exc}")
+    concepts = list({image.concept_id: image.concept for image in images}.values())
+    references = {slug: refs for slug, refs in _references(concepts).items() if refs}
+    report.errors.extend(f"concept {c.slug}: no reference photos" for c in concepts if c.slug not in references)
+    items = [item for item in items if item.concept in references]
+    clip_model, dino_model = metric_models()
+    scores = score(items, references, clip_model=clip_model, dino_model=dino_model) if items else []
+    report.errors.extend(unreadable)
+    with transaction.atomic():
+        for result in scores:
+            if result.error:
+                report.errors.append(result.error)
+                continue
+            _store(int(result.item_id), result, clip_model, dino_model)
+            report.scored += 1
+    return report
+
+
+def _item(image: GeneratedImage, item_class):
+    return item_class(
+        image=_pil(image.file),
+        prompt_template=image.prompt.template,
+        concept_token=image.concept.concept_token,
+        superclass=image.concept.superclass,
+        method=image.method.name,
+        concept=image.concept.slug,
+        prompt_set=image.prompt.prompt_set.slug,
+        seed_index=image.seed_index,
+        item_id=str(image.pk),
+    )
+
+
+def _store(image_id: int, result, clip_model: str, dino_model: str) -> None:
+    for metric in CLIP_METRICS + DINO_METRICS:
+        value = getattr(result, metric)
+        if value is None:
+            continue
+        MetricScore.objects.update_or_create(
+            image_id=image_id,
+            metric=metric,
+            model_id=dino_model if metric in DINO_METRICS else clip_model,
+            defaults={"value": float(value)},
+        )
+
+
+def score_run(run_id: int) -> ScoringReport:
+    images = list(
+        GeneratedImage.objects.filter(run_id=run_id).select_related("method", "concept", "prompt__prompt_set")
+    )
+    report = score_images(images)
+    for error in report.errors:
+        log.warning("run %s: %s", run_id, error)
+    return report
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    metric: str
+    mean: float
+    std: float
+    n: int
+
+
+def method_metrics(method: Method, concept: Concept | None = None) -> dict[str, MetricSummary]:
+    """Mean, std and count per metric over a method's images (optionally one concept's)."""
+    scores = MetricScore.objects.filter(image__method=method)
+    if concept is not None:
+        scores = scores.filter(image__concept=concept)
+    values: dict[str, list[float]] = {}
+    for metric, value in scores.values_list("metric", "value"):
+        values.setdefault(metric, []).append(value)
+    return {
+        metric: MetricSummary(metric, float(np.mean(v)), float(np.std(v)), len(v))
+        for metric, v in sorted(values.items())
+    }
+
+
+def study_methods(study: Study) -> list[Method]:
+    ids = set()
+    for comparison in study.comparisons.all():
+        ids.update((comparison.method_a_id, comparison.method_b_id))
+    return list(Method.objects.filter(pk__in=ids).order_by("name"))
+
+
+def pareto_svg(methods: list[Method], title: str = "") -> str | None:
+    """TS against IS for the methods that have both metrics; None when fewer than one does."""
+    from generation.pareto import SweepPoint, plot_pareto
+
+    points = []
+    for method in methods:
+        summary = method_metrics(method)
+        if "clip_ts" in summary and "clip_is" in summary:
+            family = method.sampler or "external"
+            points.append(SweepPoint(family, method.name, summary["clip_ts"].mean, summary["clip_is"].mean, method.params))
+    if not points:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        paths = plot_pareto(points, Path(folder) / "pareto.svg", title=title)
+        return next(p for p in paths if p.suffix == ".svg").read_text()
