@@ -172,6 +172,7 @@ class GenerationRun(models.Model):
     params = models.JSONField(default=dict, blank=True, help_text="The method's parameters when the run was made.")
     steps = models.PositiveIntegerField(default=50)
     label = models.CharField(max_length=200, blank=True)
+    sweep = models.ForeignKey("Sweep", on_delete=models.SET_NULL, related_name="runs", null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     images_total = models.PositiveIntegerField(default=0)
@@ -291,6 +292,12 @@ class Study(models.Model):
     def is_frozen(self) -> bool:
         return self.state != self.State.DRAFT
 
+    def save(self, *args, **kwargs):
+        from studyapp.setup import refuse_study_design_change
+
+        refuse_study_design_change(self)  # a published study's design is fixed: make a new version
+        super().save(*args, **kwargs)
+
 
 class Comparison(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
@@ -307,6 +314,18 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method_a.name} vs {self.method_b.name}"
+
+    def save(self, *args, **kwargs):
+        from studyapp.setup import refuse_comparison_change
+
+        refuse_comparison_change(self)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        from studyapp.setup import refuse_comparison_change
+
+        refuse_comparison_change(self)
+        return super().delete(*args, **kwargs)
 
 
 class Pair(models.Model):
@@ -339,7 +358,11 @@ class Pair(models.Model):
                 condition=~Q(kind="regular") | Q(comparison__isnull=False), name="pair_regular_has_comparison"
             ),
         ]
-        indexes = [models.Index(fields=["study", "kind", "ratings_count"], name="pair_claim_order")]
+        indexes = [
+            models.Index(fields=["study", "kind", "ratings_count"], name="pair_claim_order"),
+            # The order in which studyapp.assignment hands out pairs: overlap first, least rated, then random.
+            models.Index(fields=["study", "kind", "-in_overlap", "ratings_count", "token"], name="pair_claim_queue"),
+        ]
 
     def __str__(self) -> str:
         return f"pair {self.pk} ({self.kind})"
@@ -396,7 +419,11 @@ class Assignment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rater", "pair"], name="assignment_unique"),
         ]
-        indexes = [models.Index(fields=["state", "expires"], name="assignment_expiry")]
+        indexes = [
+            models.Index(fields=["state", "expires"], name="assignment_expiry"),
+            # Live leases per pair, counted on every claim (studyapp.assignment).
+            models.Index(fields=["pair", "state", "expires"], name="assignment_pair_live"),
+        ]
 
 
 class Answer(models.Model):
@@ -445,3 +472,64 @@ class AnalysisSnapshot(models.Model):
 
     class Meta:
         ordering = ["-created"]
+
+
+class Sweep(models.Model):
+    """A grid of sampler hyper-parameters; it becomes one method and one run per grid point."""
+
+    name = models.SlugField(max_length=80, unique=True, help_text="Prefix of the methods it creates.")
+    sampler = models.CharField(max_length=32)
+    preset = models.CharField(max_length=32, blank=True, help_text="A named grid; blank to give the grid yourself.")
+    grid = models.JSONField(
+        default=list, blank=True, help_text='A list of parameter objects, e.g. [{"w_s": 1}, {"w_s": 2}]; blank uses the preset.'
+    )
+    base_model = models.CharField(max_length=500, blank=True, help_text="Blank uses the GENERATION_MODEL setting.")
+    personalization = models.CharField(max_length=500, blank=True, help_text="'{concept}' is replaced by the concept slug.")
+    steps = models.PositiveIntegerField(default=50)
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="sweeps")
+    concepts = models.ManyToManyField(Concept, related_name="sweeps")
+    seed_indices = models.JSONField(default=list, help_text="Seed indices, e.g. [0, 1, 2, 3].")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GenerationBatch(models.Model):
+    """The work of one task: the seeds of one (run, concept, prompt), and the lease of the worker on it.
+
+    The broker only carries the batch id; this row is the truth about whether the work is done.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        DONE = "done"
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="batches")
+    concept = models.ForeignKey(Concept, on_delete=models.PROTECT, related_name="+")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
+    seed_indices = models.JSONField(default=list)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker started it.")
+    worker = models.CharField(max_length=200, blank=True, help_text="Who holds (or last held) the lease.")
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    queued = models.DateTimeField(null=True, blank=True, help_text="When its task was last sent.")
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "concept", "prompt"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "concept", "prompt"], name="batch_unique_slot"),
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat"], name="batch_lease")]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of run {self.run_id} ({self.state})"
