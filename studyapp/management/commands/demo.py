@@ -13,7 +13,7 @@ from studyapp.generation_jobs import generate_batch
 from studyapp.images import check_image_bytes
 from studyapp.importers import add_reference_image
 from studyapp.models import Comparison, GenerationRun, Method, PromptSet, Study
-from studyapp.pairs import build_pairs
+from studyapp.setup import publish
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
 DEMO_SUBJECTS = [("dog", "dog", "live"), ("teapot", "teapot", "object")]
@@ -42,7 +42,9 @@ class Command(BaseCommand):
             self._generate(method, concepts, prompts, list(range(seeds)), steps)
         study = self._study(methods)
         password = self._admin()
-        self.stdout.write(self.style.SUCCESS(f"Demo ready: {study.pairs.count()} pairs in study {study.slug!r}."))
+        pairs = study.pairs.count()
+        checks = study.pairs.exclude(kind="regular").count()
+        self.stdout.write(self.style.SUCCESS(f"Demo ready: {pairs} pairs ({checks} gold/attention) in study {study.slug!r}."))
         self.stdout.write(f"Admin:      {base_url}/admin/  (user 'admin', password '{password}')")
         self.stdout.write(f"Rater link: {base_url}/s/{study.open_link_token}/")
 
@@ -105,10 +107,8 @@ class Command(BaseCommand):
             base = methods[0]
             for position, other in enumerate(methods[1:]):
                 Comparison.objects.create(study=study, method_a=other, method_b=base, position=position)
-            build_pairs(study)
-            study.state, study.published = Study.State.PUBLISHED, timezone.now()
-            study.save()
-        return study
+            publish(study)
+        return Study.objects.get(pk=study.pk)
 
     def _admin(self) -> str:
         password = secrets.token_urlsafe(9)
