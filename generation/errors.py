@@ -1,0 +1,19 @@
+"""Exceptions raised by the generation library."""
+
+from __future__ import annotations
+
+
+class GenerationError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class ParameterError(GenerationError, ValueError):
+    """A sampler name or hyper-parameter is unknown, of the wrong type or out of range."""
+
+
+class PromptError(GenerationError, ValueError):
+    """A prompt template or concept phrase cannot be used."""
+
+
+class ModelLoadError(GenerationError):
+    """A base model or personalization could not be loaded; names the path and the expected layout."""

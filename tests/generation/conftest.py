@@ -1,0 +1,32 @@
+"""Fixtures for the sampler and loop tests: the tiny pipeline loaded once, and a run helper."""
+
+from __future__ import annotations
+
+import pytest
+
+STEPS = 4
+TEMPLATE = "a {concept} in the snow"
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_model_dir):
+    from generation.models import load_pipeline
+
+    return load_pipeline(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def run_sampler(tiny_pipeline):
+    """run_sampler(name, params, seed_indices=(0, 1), superclass="dog") -> BatchResult."""
+    from generation.loop import sample_batch
+    from generation.prompts import build_prompts
+    from generation.samplers import build_sampler
+    from generation.seeds import seed_for
+
+    def run(name, params=None, seed_indices=(0, 1), superclass="dog", token="sks", template=TEMPLATE, steps=STEPS,
+            pipeline=None):
+        prompts = build_prompts(template, token, superclass)
+        seeds = [seed_for(template, index) for index in seed_indices]
+        return sample_batch(pipeline or tiny_pipeline, build_sampler(name, params), prompts, seeds, steps=steps)
+
+    return run
