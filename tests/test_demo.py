@@ -1,0 +1,51 @@
+"""The demo command on a fresh database seeds a complete, consistent study."""
+
+import pytest
+from django.core.management import call_command
+
+from studyapp.models import Comparison, Concept, GeneratedImage, GenerationRun, Method, Pair, Study
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def test_demo_seeds_a_complete_consistent_study(tiny_model, capsys):
+    call_command("demo", "--prompts", "2", "--seeds", "2", "--steps", "3")
+    out = capsys.readouterr().out
+    study = Study.objects.get(slug="demo")
+    assert study.state == Study.State.PUBLISHED
+    assert Concept.objects.count() == 2
+    assert all(concept.references.count() == 3 for concept in Concept.objects.all())
+    methods = Method.objects.filter(name__startswith="demo-")
+    assert methods.count() == 3
+    # 3 methods x 2 concepts x 2 prompts x 2 seeds, each a real stored PNG with its provenance
+    images = GeneratedImage.objects.filter(method__in=methods)
+    assert images.count() == 24
+    assert all(image.file.storage.exists(image.file.name) and image.unet_evaluations for image in images)
+    assert set(GenerationRun.objects.values_list("state", flat=True)) == {"done"}
+    # gold and attention checks are built too, from hidden methods that raters never see named
+    assert Pair.objects.filter(study=study, kind__in=["gold", "attention"]).exists()
+    # 2 comparisons, each with one pair per (concept, prompt, seed) slot, images from the right methods
+    assert Comparison.objects.filter(study=study).count() == 2
+    pairs = Pair.objects.filter(study=study, kind="regular").select_related("comparison", "image_a", "image_b")
+    assert pairs.count() == 16
+    for pair in pairs:
+        assert pair.image_a.method_id == pair.comparison.method_a_id
+        assert pair.image_b.method_id == pair.comparison.method_b_id
+        assert (pair.image_a.concept_id, pair.image_a.prompt.template, pair.image_a.seed_index) == (
+            pair.image_b.concept_id,
+            pair.image_b.prompt.template,
+            pair.image_b.seed_index,
+        )
+        assert pair.image_a.seed == pair.image_b.seed
+    assert "password '" in out and f"/s/{study.open_link_token}/" in out
+
+
+def test_demo_twice_adds_no_images_and_resets_the_password(tiny_model, capsys, django_user_model):
+    call_command("demo", "--prompts", "1", "--seeds", "1", "--steps", "2")
+    first = capsys.readouterr().out
+    call_command("demo", "--prompts", "1", "--seeds", "1", "--steps", "2")
+    second = capsys.readouterr().out
+    assert GeneratedImage.objects.filter(method__name__startswith="demo-").count() == 6
+    password = second.split("password '")[1].split("'")[0]
+    assert password not in first
+    assert django_user_model.objects.get(username="admin").check_password(password)
