@@ -44,6 +44,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture
 def tiny_model(settings, tiny_model_dir):
     settings.GENERATION_MODEL = str(tiny_model_dir)
+    settings.TINY_MODEL_DIR = tiny_model_dir  # the tiny CLIP and DINO are built beside it
     return tiny_model_dir
 
 

@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from studyapp.models import Comparison, Concept, GeneratedImage, GenerationRun, Method, Pair, Study
+from studyapp.models import Comparison, Concept, GeneratedImage, GenerationRun, MetricScore, Method, Pair, Study
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -22,6 +22,8 @@ def test_demo_seeds_a_complete_consistent_study(tiny_model, capsys):
     assert images.count() == 24
     assert all(image.file.storage.exists(image.file.name) and image.unet_evaluations for image in images)
     assert set(GenerationRun.objects.values_list("state", flat=True)) == {"done"}
+    for metric in ("clip_ts", "clip_is", "dino_is"):
+        assert MetricScore.objects.filter(image__in=images, metric=metric).count() == 24
     # gold and attention checks are built too, from hidden methods that raters never see named
     assert Pair.objects.filter(study=study, kind__in=["gold", "attention"]).exists()
     # 2 comparisons, each with one pair per (concept, prompt, seed) slot, images from the right methods

@@ -13,6 +13,7 @@ from studyapp.generation_jobs import generate_batch
 from studyapp.images import check_image_bytes
 from studyapp.importers import add_reference_image
 from studyapp.models import Comparison, GenerationRun, Method, PromptSet, Study
+from studyapp.scoring import score_run
 from studyapp.setup import publish
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
@@ -87,7 +88,8 @@ class Command(BaseCommand):
                 generate_batch(run.pk, concept.pk, prompt.pk, seed_indices)
             run.state, run.finished = GenerationRun.State.DONE, timezone.now()
             run.save()
-            self.stdout.write(f"  {run}: {run.images.count()} images")
+            scored = score_run(run.pk).scored
+            self.stdout.write(f"  {run}: {run.images.count()} images, {scored} scored with the tiny CLIP/DINO")
 
     @transaction.atomic
     def _study(self, methods):
