@@ -1,0 +1,184 @@
+"""Admin for generation runs and sweeps: validated before anything is queued, with progress and actions.
+
+Imported at the end of studyapp/admin.py, after which it replaces the plain GenerationRun admin.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from studyapp import runs, sweeps
+from studyapp.admin import GenerationRunAdmin
+from studyapp.models import GenerationBatch, GenerationRun, Sweep
+
+
+def progress_bar(run: GenerationRun) -> str:
+    progress = runs.progress(run)
+    return format_html(
+        '<progress max="{}" value="{}"></progress> {} / {} · {}{}',
+        progress.total or 1,
+        progress.done,
+        progress.done,
+        progress.total,
+        progress.state,
+        f" · {progress.images_per_second:.2f} images/s" if progress.images_per_second else "",
+    )
+
+
+class RunForm(forms.ModelForm):
+    class Meta:
+        model = GenerationRun
+        fields = ["label", "method", "prompt_set", "concepts", "seed_indices", "steps"]
+        help_texts = {"steps": "Denoising steps; the method's own steps are a good default."}
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk or self.errors:
+            return data
+        try:
+            self.instance.params = runs.validate_run(
+                data["method"], data.get("prompt_set"), list(data.get("concepts") or []), data.get("seed_indices"), data.get("steps")
+            )
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return data
+
+
+class BatchInline(admin.TabularInline):
+    model = GenerationBatch
+    fields = ["concept", "prompt", "state", "attempts", "worker", "heartbeat", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description="Cancel the selected runs")
+def cancel_runs(modeladmin, request, queryset):
+    for run in queryset:
+        runs.cancel_run(run)
+    modeladmin.message_user(request, f"{queryset.count()} run(s) cancelled.")
+
+
+@admin.action(description="Resume the selected runs (finished images are kept)")
+def resume_runs(modeladmin, request, queryset):
+    queued = sum(runs.resume_run(run) for run in queryset)
+    modeladmin.message_user(request, f"{queued} batch(es) queued.")
+
+
+@admin.action(description="Re-queue the failed batches of the selected runs")
+def requeue_failed_batches(modeladmin, request, queryset):
+    queued = sum(runs.requeue_failed(run) for run in queryset)
+    modeladmin.message_user(request, f"{queued} failed batch(es) queued again.")
+
+
+@admin.action(description="Compute the metrics (CLIP-IS, CLIP-TS, DINO-IS) of the selected runs")
+def score_runs(modeladmin, request, queryset):
+    from studyapp.tasks import score_run
+
+    for run in queryset:
+        score_run.delay_on_commit(run.pk)
+    modeladmin.message_user(request, f"Scoring queued for {queryset.count()} run(s) on the cpu queue.")
+
+
+class RunAdmin(GenerationRunAdmin):
+    form = RunForm
+    list_display = ["__str__", "method", "prompt_set", "sweep", "progress", "page", "created"]
+    list_filter = ["state", "method", "sweep"]
+    actions = [cancel_runs, resume_runs, requeue_failed_batches, score_runs]
+
+    def get_inlines(self, request, obj=None):
+        return [BatchInline] if obj else []
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ["state", "error", "started", "finished"]
+        return ["progress", "page", "method", "prompt_set", "concepts", "seed_indices", "steps", "params", "sweep", "state", "error", "images_total", "started", "finished"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return RunForm.Meta.fields
+        return ["label", *self.get_readonly_fields(request, obj)]
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return progress_bar(obj)
+
+    @admin.display(description="run page")
+    def page(self, obj):
+        return format_html('<a href="{}">live progress</a>', reverse("run-detail", args=[obj.pk]))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            runs.queue_run(form.instance)  # tasks leave when the admin's transaction commits
+
+
+def preset_choices():
+    return [("", "- (give the grid below)")] + [(name, f"{name} ({len(grid)} points)") for name, grid in sweeps.presets().items()]
+
+
+def sampler_choices():
+    from generation.samplers import SAMPLER_NAMES
+
+    return [(name, name) for name in SAMPLER_NAMES]
+
+
+class SweepForm(forms.ModelForm):
+    sampler = forms.ChoiceField(choices=sampler_choices)
+    preset = forms.ChoiceField(choices=preset_choices, required=False)
+
+    class Meta:
+        model = Sweep
+        fields = ["name", "sampler", "preset", "grid", "prompt_set", "concepts", "seed_indices", "steps", "base_model", "personalization"]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        fields = {name: data.get(name) for name in self.Meta.fields if name != "concepts"}
+        try:
+            sweeps.validate_sweep(Sweep(**fields), list(data.get("concepts") or []))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return data
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    form = SweepForm
+    list_display = ["name", "sampler", "preset", "prompt_set", "run_count", "created"]
+    filter_horizontal = ["concepts"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*SweepForm.Meta.fields, "run_links"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        return [*SweepForm.Meta.fields, "run_links"] if obj else SweepForm.Meta.fields
+
+    @admin.display(description="runs")
+    def run_count(self, obj):
+        return obj.runs.count()
+
+    @admin.display(description="runs")
+    def run_links(self, obj):
+        items = format_html_join(
+            "",
+            '<li><a href="{}">{}</a> {}</li>',
+            ((reverse("run-detail", args=[run.pk]), run, progress_bar(run)) for run in obj.runs.select_related("method")),
+        )
+        return format_html("<ul>{}</ul>", items)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            made = sweeps.launch_sweep(form.instance)
+            self.message_user(request, f"{len(made)} run(s) queued.")
+
+
+admin.site.unregister(GenerationRun)
+admin.site.register(GenerationRun, RunAdmin)
