@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate demo serve worker worker-gpu worker-cpu test bench browser clean
+.PHONY: install migrate demo serve worker worker-gpu worker-cpu beat test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ worker-gpu: install
 
 worker-cpu: install
 	$(BIN)/celery -A studyapp worker -Q cpu --concurrency=2 --prefetch-multiplier=1 -l info -n cpu@%h
+
+# The periodic reconciler that re-queues batches whose worker vanished. Run exactly one per deployment.
+beat: install
+	mkdir -p var
+	$(BIN)/celery -A studyapp beat -l info -s var/celerybeat-schedule
 
 # Browser tests drive Debian's Chromium (apt-get install chromium); CI installs it.
 test: install

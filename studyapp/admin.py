@@ -593,3 +593,6 @@ class AnswerAdmin(admin.ModelAdmin):
 class AnalysisSnapshotAdmin(admin.ModelAdmin):
     list_display = ["study", "label", "answer_count", "data_hash", "created"]
     readonly_fields = ["data_hash", "settings", "results", "answer_count", "created"]
+
+# Run and sweep admins build on GenerationRunAdmin above, so they register last.
+from studyapp import admin_runs  # noqa: E402,F401

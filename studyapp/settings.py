@@ -126,6 +126,16 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 GENERATION_MODEL = env_str("GENERATION_MODEL")
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "auto")
 TINY_MODEL_DIR = Path(env_str("TINY_MODEL_DIR", str(BASE_DIR / "var" / "tiny")))
+# Generation batches: how long a worker's heartbeat may be silent before the batch is re-queued,
+# how often a batch may lose its worker before it fails, and images per UNet batch.
+GENERATION_LEASE_SECONDS = env_int("GENERATION_LEASE_SECONDS", 600, minimum=10)
+GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3, minimum=1)
+GENERATION_IMAGES_PER_CALL = env_int("GENERATION_IMAGES_PER_CALL", 4, minimum=1)
+GENERATION_RECONCILE_SECONDS = env_int("GENERATION_RECONCILE_SECONDS", 60, minimum=5)
+# Score a run's images (cpu queue) as soon as it is done.
+SCORE_FINISHED_RUNS = env_bool("SCORE_FINISHED_RUNS", default=True)
+RESULTS_BOOTSTRAP_RESAMPLES = env_int("RESULTS_BOOTSTRAP_RESAMPLES", 2000, minimum=100)
+RESULTS_CACHE_SECONDS = env_int("RESULTS_CACHE_SECONDS", 3600, minimum=0)
 CLIP_MODEL = env_str("CLIP_MODEL")
 DINO_MODEL = env_str("DINO_MODEL")
 

@@ -12,7 +12,9 @@ from tests.conftest import PROJECT_ROOT
 
 
 def _manage(*args, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS")}
+    # The browser tests allow async-unsafe ORM calls in this process; a deployment never would.
+    dropped = ("DEBUG", "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    clean = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env={**clean, **env}, capture_output=True, text=True
     )
