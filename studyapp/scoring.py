@@ -65,9 +65,11 @@ def score_images(images: list[GeneratedImage]) -> ScoringReport:
     references = {slug: refs for slug, refs in _references(concepts).items() if refs}
     report.errors.extend(f"concept {c.slug}: no reference photos" for c in concepts if c.slug not in references)
     items = [item for item in items if item.concept in references]
-    clip_model, dino_model = metric_models()
-    scores = score(items, references, clip_model=clip_model, dino_model=dino_model) if items else []
     report.errors.extend(unreadable)
+    if not items:
+        return report
+    clip_model, dino_model = metric_models()
+    scores = score(items, references, clip_model=clip_model, dino_model=dino_model)
     with transaction.atomic():
         for result in scores:
             if result.error:

@@ -16,7 +16,9 @@ from django.conf import settings
 
 from studyapp import runs, sweeps
 from studyapp.celery import app as celery_app
-from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, Sweep
+from studyapp.images import check_image_bytes
+from studyapp.importers import add_reference_image
+from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
 from tests import factories
 from tests.runs_fixtures import (
     FAST_STEPS,
@@ -67,6 +69,7 @@ class Workers:
             "CELERY_BROKER_URL": redis_url,
             "MEDIA_ROOT": str(media_root),
             "GENERATION_MODEL": str(model_dir),
+            "TINY_MODEL_DIR": str(model_dir),
             "GENERATION_DEVICE": "cpu",
             "OMP_NUM_THREADS": "1",
         }
@@ -163,13 +166,18 @@ def test_a_worker_completes_a_small_sweep(workers, media_root):
         name="sw", sampler="mixed", grid=[{"w_s": 2.0, "w_c": 5.0}, {"w_s": 5.0, "w_c": 2.0}],
         prompt_set=factories.prompt_set(), seed_indices=[0, 1], steps=FAST_STEPS,
     )  # fmt: skip
-    sweep.concepts.add(factories.concept())
+    concept = factories.concept()
+    sweep.concepts.add(concept)
+    add_reference_image(concept, "ref.png", check_image_bytes(factories.png_bytes((90, 60, 30))))
     made = sweeps.launch_sweep(sweep)
     workers.start()
     wait_until(lambda: finished(*made), workers)
     assert_exactly_once(made, media_root)
     assert len(stored_files(media_root)) == 2 * 2 * 2
     assert sorted(run.method.params["w_s"] for run in made) == [2.0, 5.0]
+    # each finished run queues its metrics on the cpu queue, which the same worker consumes
+    scored = lambda: MetricScore.objects.filter(image__run__in=made, metric="clip_ts").count() == 8  # noqa: E731
+    wait_until(scored, workers, what="the metrics of the finished runs")
 
 
 def test_a_killed_worker_is_replaced_and_the_run_completes_exactly_once(workers, media_root):
