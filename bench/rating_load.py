@@ -45,7 +45,9 @@ def parse_args():
     parser.add_argument("--saturation-raters", type=int, default=32, help="raters with no think time (0 skips)")
     parser.add_argument("--saturation-duration", type=float, default=15.0)
     parser.add_argument("--pairs", type=int, default=16000, help="pairs in the study (default 16000, the paper's size)")
-    parser.add_argument("--workers", type=int, default=5, help="gunicorn workers (default 2 x cores + 1 = 5)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn sync workers (default: one per core)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (>1 uses gthread)")
     parser.add_argument("--no-images", action="store_true", help="skip fetching the two images of each pair")
     parser.add_argument("--port", type=int, default=8766)
