@@ -1,0 +1,45 @@
+"""Defining methods in the admin: parameters are checked against the sampler's schema."""
+
+import json
+
+import pytest
+
+from studyapp.models import Method
+
+pytestmark = pytest.mark.django_db
+
+
+def _add(owner_client, **fields):
+    data = {"name": "mixed-test", "description": "", "kind": "sampler", "sampler": "mixed", "params": "{}",
+            "base_model": "", "personalization": "", "steps": "50", **fields}  # fmt: skip
+    return owner_client.post("/admin/studyapp/method/add/", data)
+
+
+def test_a_method_is_saved_with_the_papers_defaults_filled_in(owner_client):
+    response = _add(owner_client, params=json.dumps({"w_s": 3.5}))
+    assert response.status_code == 302
+    method = Method.objects.get(name="mixed-test")
+    assert method.params["w_s"] == 3.5
+    assert set(method.params) > {"w_s"}  # the other hyper-parameters take their defaults
+
+
+@pytest.mark.parametrize(
+    "sampler, params, message",
+    [
+        ("mixed", {"w_s": -1}, "mixed: w_s: expected a number"),
+        ("mixed", {"nonsense": 1}, "nonsense"),
+        ("switching", {"t_sw": "soon"}, "t_sw"),
+    ],
+)
+def test_invalid_parameters_are_refused_with_the_reason(owner_client, sampler, params, message):
+    response = _add(owner_client, sampler=sampler, params=json.dumps(params))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Method.objects.exists()
+
+
+def test_an_external_method_takes_no_sampler(owner_client):
+    response = _add(owner_client, kind="external", sampler="mixed")
+    assert response.status_code == 200
+    assert "An external method has no sampler" in response.content.decode()
+    assert _add(owner_client, kind="external", sampler="", params="{}").status_code == 302
