@@ -137,7 +137,7 @@ def _listing(path: Path) -> str:
     return ", ".join(names[:12]) + (" ..." if len(names) > 12 else "") if names else "an empty folder"
 
 
-def _quiet_loading() -> None:
+def quiet_loading() -> None:
     """Loading bars are noise in worker logs and command output; progress goes through callbacks."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -150,7 +150,7 @@ def _load_base(model: str | os.PathLike):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     import torch
 
-    _quiet_loading()
+    quiet_loading()
 
     path = Path(model).expanduser()
     if path.exists():
