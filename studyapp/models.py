@@ -157,13 +157,18 @@ class Method(models.Model):
         return self.personalization.replace("{concept}", concept.slug)
 
 
+class WorkState(models.TextChoices):
+    """Where a generation run, or one batch of it, stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
 class GenerationRun(models.Model):
-    class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-        DONE = "done"
+    State = WorkState
 
     method = models.ForeignKey(Method, on_delete=models.PROTECT, related_name="runs")
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="runs", null=True, blank=True)
@@ -504,12 +509,7 @@ class GenerationBatch(models.Model):
     The broker only carries the batch id; this row is the truth about whether the work is done.
     """
 
-    class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-        DONE = "done"
+    State = WorkState
 
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="batches")
     concept = models.ForeignKey(Concept, on_delete=models.PROTECT, related_name="+")
