@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from studyapp.models import Comparison, Concept, GeneratedImage, GenerationRun, MetricScore, Method, Pair, Study
+from studyapp.models import Answer, Comparison, Concept, GeneratedImage, GenerationRun, MetricScore, Method, Pair, Study
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -40,6 +40,11 @@ def test_demo_seeds_a_complete_consistent_study(tiny_model, capsys):
         )
         assert pair.image_a.seed == pair.image_b.seed
     assert "password '" in out and f"/s/{study.open_link_token}/" in out
+    # simulated raters went through the assignment engine, so the results have numbers
+    answers = Answer.objects.filter(pair__study=study)
+    assert answers.exists() and all(a.rater.external_id.startswith("simulated-") for a in answers)
+    for pair in study.pairs.all():
+        assert pair.ratings_count == pair.answers.count() <= max(pair.target_ratings, 4)
 
 
 def test_demo_twice_adds_no_images_and_resets_the_password(tiny_model, capsys, django_user_model):
@@ -48,6 +53,7 @@ def test_demo_twice_adds_no_images_and_resets_the_password(tiny_model, capsys, d
     call_command("demo", "--prompts", "1", "--seeds", "1", "--steps", "2")
     second = capsys.readouterr().out
     assert GeneratedImage.objects.filter(method__name__startswith="demo-").count() == 6
+    assert "stored 0 answers" in second  # the simulated raters had finished: nothing is added
     password = second.split("password '")[1].split("'")[0]
     assert password not in first
     assert django_user_model.objects.get(username="admin").check_password(password)

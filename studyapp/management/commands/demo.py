@@ -15,6 +15,7 @@ from studyapp.importers import add_reference_image
 from studyapp.models import Comparison, GenerationRun, Method, PromptSet, Study
 from studyapp.scoring import score_run
 from studyapp.setup import publish
+from studyapp.simulation import simulate_raters
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
 DEMO_SUBJECTS = [("dog", "dog", "live"), ("teapot", "teapot", "object")]
@@ -33,21 +34,34 @@ class Command(BaseCommand):
         parser.add_argument("--prompts", type=int, default=4, help="prompts per concept (default 4)")
         parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2)")
         parser.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
+        parser.add_argument(
+            "--simulated-raters",
+            type=int,
+            default=4,
+            help="raters simulated through the assignment engine, so the results page has numbers (default 4)",
+        )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="for the printed links")
 
-    def handle(self, *args, prompts, seeds, steps, base_url, **options):
+    def handle(self, *args, prompts, seeds, steps, simulated_raters, base_url, **options):
         load_prompt_sets()
         concepts = [self._concept(*subject) for subject in DEMO_SUBJECTS]
         methods = [self._method(name, sampler, params, steps) for name, sampler, params in DEMO_METHODS]
         for method in methods:
             self._generate(method, concepts, prompts, list(range(seeds)), steps)
         study = self._study(methods)
+        answers = simulate_raters(study, simulated_raters)
+        if simulated_raters:
+            self.stdout.write(
+                f"  {simulated_raters} simulated raters ('simulated-*') stored {answers} answers"
+                " (they prefer method A 60% of the time)"
+            )
         password = self._admin()
         pairs = study.pairs.count()
         checks = study.pairs.exclude(kind="regular").count()
         self.stdout.write(self.style.SUCCESS(f"Demo ready: {pairs} pairs ({checks} gold/attention) in study {study.slug!r}."))
         self.stdout.write(f"Admin:      {base_url}/admin/  (user 'admin', password '{password}')")
         self.stdout.write(f"Rater link: {base_url}/s/{study.open_link_token}/")
+        self.stdout.write(f"Results:    {base_url}/studies/{study.pk}/results/")
 
     def _concept(self, slug, superclass, kind):
         concept, _ = get_or_create_subject(slug, superclass, kind)
