@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate demo serve worker worker-gpu worker-cpu beat test bench clean
+.PHONY: install migrate demo serve worker worker-gpu worker-cpu beat lint format test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ worker-cpu: install
 beat: install
 	mkdir -p var
 	$(BIN)/celery -A studyapp beat -l info -s var/celerybeat-schedule
+
+# ruff, pinned in requirements.txt and configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Browser tests drive Debian's Chromium (apt-get install chromium); CI installs it.
 test: install
