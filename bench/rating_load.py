@@ -364,7 +364,7 @@ def explain_claim(study) -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from studyapp.assignment import CANDIDATES, claim_queue
+    from studyapp.rating.assignment import CANDIDATES, claim_queue
     from studyapp.models import Pair
 
     rater = study.raters.order_by("-id").first()

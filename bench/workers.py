@@ -84,7 +84,7 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 def submit(prompts: int, seeds: int, steps: int, label: str):
-    from studyapp import runs
+    from studyapp.runs.launch import create_run
     from studyapp.models import Concept, Method, Prompt, PromptSet
 
     concept, _ = Concept.objects.get_or_create(slug="bench-dog", defaults={"superclass": "dog", "kind": "live"})
@@ -92,7 +92,7 @@ def submit(prompts: int, seeds: int, steps: int, label: str):
     prompt_set, _ = PromptSet.objects.get_or_create(slug=f"bench-{prompts}", defaults={"name": "bench"})
     for position, template in enumerate(TEMPLATES[:prompts], start=1):
         Prompt.objects.get_or_create(prompt_set=prompt_set, position=position, defaults={"template": template})
-    return runs.create_run(
+    return create_run(
         method=method, prompt_set=prompt_set, concepts=[concept], seed_indices=list(range(seeds)), steps=steps, label=label
     )
 

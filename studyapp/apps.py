@@ -8,3 +8,6 @@ class StudyAppConfig(AppConfig):
 
     def ready(self):
         from studyapp import checks  # noqa: F401  (registers system checks)
+        from studyapp.studies import freeze
+
+        freeze.connect()

@@ -9,7 +9,12 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
+
+# Sent by Comparison.delete() before Django opens the deletion's transaction, so that a guard which
+# refuses (studyapp.studies.freeze) leaves the caller's transaction usable; pre_delete fires inside it.
+deletion_requested = Signal()
 
 
 def new_token() -> str:
@@ -148,11 +153,6 @@ class Method(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        from studyapp.validation import validate_method_fields
-
-        validate_method_fields(self)
-
     def personalization_for(self, concept: Concept) -> str:
         return self.personalization.replace("{concept}", concept.slug)
 
@@ -244,6 +244,10 @@ class MetricScore(models.Model):
         return f"{self.metric}={self.value:.4f}"
 
 
+# The three questions every pair is asked, in this order; each is a field of Answer.
+QUESTIONS = ("text", "image", "overall")
+
+
 class Study(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft"
@@ -295,13 +299,8 @@ class Study(models.Model):
 
     @property
     def is_frozen(self) -> bool:
+        """A published or closed study keeps its design (studyapp.studies.freeze guards every save)."""
         return self.state != self.State.DRAFT
-
-    def save(self, *args, **kwargs):
-        from studyapp.setup import refuse_study_design_change
-
-        refuse_study_design_change(self)  # a published study's design is fixed: make a new version
-        super().save(*args, **kwargs)
 
 
 class Comparison(models.Model):
@@ -320,16 +319,8 @@ class Comparison(models.Model):
     def __str__(self) -> str:
         return f"{self.method_a.name} vs {self.method_b.name}"
 
-    def save(self, *args, **kwargs):
-        from studyapp.setup import refuse_comparison_change
-
-        refuse_comparison_change(self)
-        super().save(*args, **kwargs)
-
     def delete(self, *args, **kwargs):
-        from studyapp.setup import refuse_comparison_change
-
-        refuse_comparison_change(self)
+        deletion_requested.send(sender=Comparison, instance=self)
         return super().delete(*args, **kwargs)
 
 
@@ -365,7 +356,7 @@ class Pair(models.Model):
         ]
         indexes = [
             models.Index(fields=["study", "kind", "ratings_count"], name="pair_claim_order"),
-            # The order in which studyapp.assignment hands out pairs: overlap first, least rated, then random.
+            # The order in which studyapp.rating.assignment hands out pairs: overlap first, least rated, then random.
             models.Index(fields=["study", "kind", "-in_overlap", "ratings_count", "token"], name="pair_claim_queue"),
         ]
 
@@ -426,7 +417,7 @@ class Assignment(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "expires"], name="assignment_expiry"),
-            # Live leases per pair, counted on every claim (studyapp.assignment).
+            # Live leases per pair, counted on every claim (studyapp.rating.assignment).
             models.Index(fields=["pair", "state", "expires"], name="assignment_pair_live"),
         ]
 

@@ -1,46 +1,39 @@
-"""Celery tasks: thin wrappers that take ids; the work and its tests live in studyapp.generation_jobs and runs.
+"""Celery tasks: thin wrappers that take ids; the work and its tests live in studyapp.runs.
 
 `generate_batch` goes to the `gpu` queue (CELERY_TASK_ROUTES), everything else to `cpu`. Generation
 tasks are acknowledged late and re-queued when their worker dies; they are safe to run twice because
 each batch holds a lease in the database and each image slot is unique.
 """
 
+from dataclasses import asdict
+
 from celery import shared_task
 from django.conf import settings
 
 from studyapp.celery import app
+from studyapp.runs.reconciler import reconcile
+from studyapp.runs.scoring import score_run as score
+from studyapp.runs.worker import run_batch
 
 
 @shared_task(name="studyapp.tasks.generate_batch", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def generate_batch(batch_id: int) -> int:
     """Generate the missing images of one batch; returns how many were created."""
-    from studyapp.generation_jobs import run_batch
-
     result = run_batch(batch_id)
     return result.created if result else 0
 
 
 @shared_task(name="studyapp.tasks.reconcile_runs", ignore_result=True)
 def reconcile_runs() -> dict:
-    """Re-queue batches whose worker vanished; see studyapp.runs.reconcile."""
-    from dataclasses import asdict
-
-    from studyapp.runs import reconcile
-
+    """Re-queue batches whose worker vanished; see studyapp.runs.reconciler."""
     return asdict(reconcile())
 
 
 @shared_task(name="studyapp.tasks.score_run", acks_late=True, ignore_result=True)
 def score_run(run_id: int) -> int:
     """Compute CLIP-IS, CLIP-TS and DINO-IS of a run's images (cpu queue); returns how many were scored."""
-    from studyapp.scoring import score_run as score
-
     return score(run_id).scored
 
 
-def reconcile_interval() -> float:
-    return float(getattr(settings, "GENERATION_RECONCILE_SECONDS", 60))
-
-
 # `celery beat` imports this module before it reads the schedule; CELERY_BEAT_SCHEDULE can override it.
-app.add_periodic_task(reconcile_interval(), reconcile_runs.s(), name="reconcile generation runs")
+app.add_periodic_task(float(settings.GENERATION_RECONCILE_SECONDS), reconcile_runs.s(), name="reconcile generation runs")

@@ -9,9 +9,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("", include("studyapp.rating_urls")),
-    path("", include("studyapp.runs_urls")),
-    path("", include("studyapp.results_urls")),
+    path("api/", include("studyapp.api.urls")),
+    path("", include("studyapp.rating.urls")),
+    path("", include("studyapp.runs.urls")),
+    path("", include("studyapp.results.urls")),
 ]
 
 if settings.SERVE_MEDIA:

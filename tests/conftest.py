@@ -50,7 +50,7 @@ def tiny_model(settings, tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def dreambooth_dir() -> Path:
-    path = PROJECT_ROOT.parent / "shared" / "dreambooth"
+    path = Path(os.environ.get("DREAMBOOTH_DIR") or PROJECT_ROOT.parent / "shared" / "dreambooth")
     if not path.is_dir():
         need_service(f"the DreamBooth sample photos at {path}")
     return path

@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from studyapp.models import Answer, Comparison, Concept, GeneratedImage, GenerationRun, MetricScore, Method, Pair, Study
+from studyapp.models import Answer, Comparison, Concept, GeneratedImage, GenerationRun, Method, MetricScore, Pair, Study
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

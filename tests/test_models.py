@@ -4,7 +4,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from studyapp.models import Answer, Assignment, Comparison, GeneratedImage, Method, Pair, Prompt, Rater
-from studyapp.pairs import build_pairs
+from studyapp.studies.pairs import build_pairs
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@ import secrets
 
 from django.core.management.base import BaseCommand, CommandError
 
-from studyapp.assignment import create_invites
 from studyapp.models import Study
+from studyapp.rating.admission import create_invites
 
 
 class Command(BaseCommand):

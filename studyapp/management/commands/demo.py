@@ -8,14 +8,15 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from studyapp.catalog import get_or_create_subject, load_prompt_sets, prompt_set_for_kind
-from studyapp.generation_jobs import generate_batch
-from studyapp.images import check_image_bytes
-from studyapp.importers import add_reference_image
+from studyapp.catalog.dreambooth import get_or_create_subject, load_prompt_sets, prompt_set_for_kind
+from studyapp.catalog.images import check_image_bytes
+from studyapp.catalog.importers import add_reference_image
+from studyapp.catalog.methods import validate_method
 from studyapp.models import Comparison, GenerationRun, Method, PromptSet, Study
-from studyapp.scoring import score_run
-from studyapp.setup import publish
-from studyapp.simulation import simulate_raters
+from studyapp.rating.simulation import simulate_raters
+from studyapp.runs.scoring import score_run
+from studyapp.runs.worker import generate_batch
+from studyapp.studies.publishing import publish
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
 DEMO_SUBJECTS = [("dog", "dog", "live"), ("teapot", "teapot", "object")]
@@ -80,7 +81,7 @@ class Command(BaseCommand):
             },
         )
         if created:
-            method.full_clean()
+            validate_method(method)  # fills in the sampler's default parameters
             method.save()
         return method
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from studyapp.importers import ImportRefused, import_dreambooth
+from studyapp.catalog.importers import ImportRefused, import_dreambooth
 
 
 class Command(BaseCommand):

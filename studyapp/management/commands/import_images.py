@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from studyapp.importers import MANIFEST_COLUMNS, ImportRefused, import_manifest
+from studyapp.catalog.importers import MANIFEST_COLUMNS, ImportRefused, import_manifest
 
 
 class Command(BaseCommand):

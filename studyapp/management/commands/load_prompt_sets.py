@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from studyapp.catalog import load_prompt_sets
+from studyapp.catalog.dreambooth import load_prompt_sets
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 from django.core.management.base import BaseCommand
 
-from studyapp.runs import reconcile
+from studyapp.runs.reconciler import reconcile
 
 
 class Command(BaseCommand):

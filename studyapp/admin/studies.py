@@ -1,0 +1,322 @@
+"""Admin for study design: studies with their comparisons, the set-up page (pairs, planner, publishing),
+and the pairs built for them."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from studyapp.admin.display import thumbnail
+from studyapp.admin.results import RESULTS_ACTIONS, StudyResultsActions
+from studyapp.models import QUESTIONS, Comparison, Method, Pair, Study
+from studyapp.studies.check_images import CHECK_METHODS
+from studyapp.studies.checks import checks_per_rater
+from studyapp.studies.freeze import DESIGN_FIELDS, StudyFrozen
+from studyapp.studies.pairs import slot_coverage
+from studyapp.studies.planner import PlannerForm, study_plan
+from studyapp.studies.publishing import build_study_pairs, close, new_version, publish
+
+
+class ComparisonInline(admin.TabularInline):
+    model = Comparison
+    extra = 1
+    fields = ["position", "method_a", "method_b"]
+    verbose_name_plural = "comparisons (method A against method B; A's wins are counted)"
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("method_a", "method_b"):
+            kwargs["queryset"] = Method.objects.exclude(name__in=CHECK_METHODS)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and not (obj and obj.is_frozen)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not (obj and obj.is_frozen)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and obj.is_frozen)
+
+
+STUDY_FORM_DESIGN_FIELDS = [name.removesuffix("_id") for name in DESIGN_FIELDS]
+
+
+class StudyForm(forms.ModelForm):
+    completion_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Where a rater goes when done, e.g. Prolific's completion URL."
+    )
+    screenout_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Where a rater goes after failing attention checks."
+    )
+
+    class Meta:
+        model = Study
+        fields = "__all__"
+
+
+def _build(study: Study) -> str:
+    return "built " + build_study_pairs(study).summary()
+
+
+def _publish(study: Study) -> str:
+    return "published with " + publish(study).summary()
+
+
+def _close(study: Study) -> str:
+    close(study)
+    return "closed: data collection has ended"
+
+
+def _new_version(study: Study) -> str:
+    return f"new draft {new_version(study).slug!r}, ready to edit"
+
+
+# action name -> (button label, what it does; returns the message shown)
+STUDY_ACTIONS = {
+    "build": ("Build pairs", _build),
+    "publish": ("Publish (freezes the design)", _publish),
+    "close": ("Close", _close),
+    "new_version": ("New version", _new_version),
+}
+
+
+@admin.register(Study)
+class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
+    form = StudyForm
+    list_display = [
+        "title",
+        "slug",
+        "version",
+        "state",
+        "pair_count",
+        "rater_count",
+        "answer_count",
+        "setup_link",
+        "results_link",
+    ]
+    list_filter = ["state"]
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [ComparisonInline]
+    actions = ["build_pairs_action", "publish_action", "close_action", "new_version_action", *RESULTS_ACTIONS]
+    always_read_only = ["state", "version", "previous_version", "open_link_token", "published", "results_link"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["title", "slug", "state", "version", "previous_version", "open_link_token", "published", "results_link"]},
+        ),
+        (
+            "Design",
+            {
+                "fields": [
+                    "ratings_per_pair", "overlap_fraction", "overlap_ratings", "pairs_per_rater",
+                    "gold_rate", "attention_rate", "random_seed", "exclusion_rules",
+                ],
+                "description": "Frozen when the study is published. Pairs are built from the comparisons below.",
+            },
+        ),
+        (
+            "Questions (answers: 1, 2 or Can't decide)",
+            {"fields": ["question_text", "question_image", "question_overall"]},
+        ),
+        ("Rater pages", {"fields": ["consent_text", "instructions"]}),
+        (
+            "Finishing (can be corrected after publishing)",
+            {"fields": ["completion_code", "completion_url", "screenout_url", "lease_seconds"]},
+        ),
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_frozen:
+            return self.always_read_only + [f for f in STUDY_FORM_DESIGN_FIELDS if f not in self.always_read_only]
+        return self.always_read_only
+
+    def save_model(self, request, obj, form, change):
+        ignored = _ignored_design_edits(request, obj) if change and obj.is_frozen else []
+        if ignored:
+            self.message_user(
+                request,
+                f"{obj.slug} is {obj.state}: changes to {', '.join(ignored)} were not saved. "
+                "Make a new version to change the design.",
+                messages.WARNING,
+            )
+        super().save_model(request, obj, form, change)
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None and obj.is_frozen else self.prepopulated_fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            pair_total=Count("pairs", distinct=True),
+            rater_total=Count("raters", distinct=True),
+            answer_total=Count("pairs__answers", distinct=True),
+        )
+
+    @admin.display(description="pairs", ordering="pair_total")
+    def pair_count(self, obj):
+        return obj.pair_total
+
+    @admin.display(description="raters", ordering="rater_total")
+    def rater_count(self, obj):
+        return obj.rater_total
+
+    @admin.display(description="answers", ordering="answer_total")
+    def answer_count(self, obj):
+        return obj.answer_total
+
+    @admin.display(description="set-up")
+    def setup_link(self, obj):
+        return format_html('<a href="{}">set-up page</a>', reverse("admin:studyapp_study_setup", args=[obj.pk]))
+
+    @admin.display(description="results")
+    def results_link(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return format_html('<a href="{}">results page</a>', reverse("study-results", args=[obj.pk]))
+
+    # ------------------------------------------------------------------ actions on the list page
+
+    def _run_on_each(self, request, queryset, action: str) -> None:
+        for study in queryset:
+            self._run(request, study, action)
+
+    def _run(self, request, study: Study, action: str) -> bool:
+        label, run = STUDY_ACTIONS[action]
+        try:
+            message = run(study)
+        except (StudyFrozen, ValueError) as exc:
+            self.message_user(request, f"{label} {study.slug}: {exc}", messages.ERROR)
+            return False
+        self.message_user(request, f"{study.slug}: {message}", messages.SUCCESS)
+        return True
+
+    @admin.action(description="Build pairs (regular, gold, attention) of the selected draft studies")
+    def build_pairs_action(self, request, queryset):
+        self._run_on_each(request, queryset, "build")
+
+    @admin.action(description="Publish the selected studies (freezes their design)")
+    def publish_action(self, request, queryset):
+        self._run_on_each(request, queryset, "publish")
+
+    @admin.action(description="Close the selected studies to new raters")
+    def close_action(self, request, queryset):
+        self._run_on_each(request, queryset, "close")
+
+    @admin.action(description="Make a new editable version of the selected studies")
+    def new_version_action(self, request, queryset):
+        self._run_on_each(request, queryset, "new_version")
+
+    # ------------------------------------------------------------------ the set-up page
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.setup_view)
+        setup_url = path("<path:object_id>/setup/", view, name="studyapp_study_setup")
+        return [setup_url] + super().get_urls()
+
+    def setup_view(self, request, object_id):
+        study = self.get_object(request, object_id)
+        if study is None:
+            raise Http404(f"study {object_id!r}: no such study")
+        if not self.has_view_or_change_permission(request, study):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._setup_post(request, study)
+        planner = PlannerForm(request.GET or None, initial={n: f.initial for n, f in PlannerForm.base_fields.items()})
+        arguments = planner.plan_arguments() if planner.is_bound and planner.is_valid() else {}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Set up: {study}",
+            "study": study,
+            "planner": planner,
+            "plan": study_plan(study, **arguments),
+            "coverage": [slot_coverage(c) for c in study.comparisons.select_related("method_a", "method_b")],
+            "counts": _pair_counts(study),
+            "can_change": self.has_change_permission(request, study),
+            "actions": _actions_for(study),
+        }
+        return TemplateResponse(request, "admin/studyapp/study/setup.html", context)
+
+    def _setup_post(self, request, study):
+        action = request.POST.get("action")
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        if action not in STUDY_ACTIONS:
+            known = ", ".join(STUDY_ACTIONS)
+            self.message_user(request, f"unknown action: expected one of {known}, got {action!r}", messages.ERROR)
+            return redirect("admin:studyapp_study_setup", study.pk)
+        done = self._run(request, study, action)
+        if done and action == "new_version":
+            return redirect("admin:studyapp_study_change", Study.objects.get(previous_version=study).pk)
+        return redirect("admin:studyapp_study_setup", study.pk)
+
+
+def _ignored_design_edits(request, study: Study) -> list[str]:
+    """Design fields a posted form tried to change on a frozen study (e.g. one published while the form was open)."""
+    stored, fields, ignored = Study.objects.get(pk=study.pk), StudyForm.base_fields, []
+    for name in STUDY_FORM_DESIGN_FIELDS:
+        if name not in request.POST or name not in fields:
+            continue
+        try:
+            posted = fields[name].clean(request.POST[name])
+        except ValidationError:
+            posted = request.POST[name]
+        current = getattr(stored, f"{name}_id" if name == "previous_version" else name)
+        if getattr(posted, "pk", posted) != current:
+            ignored.append(name)
+    return ignored
+
+
+def _actions_for(study: Study) -> list[tuple[str, str]]:
+    allowed = {
+        Study.State.DRAFT: ["build", "publish", "new_version"],
+        Study.State.PUBLISHED: ["close", "new_version"],
+        Study.State.CLOSED: ["new_version"],
+    }[study.state]
+    return [(action, STUDY_ACTIONS[action][0]) for action in allowed]
+
+
+def _pair_counts(study: Study) -> dict:
+    rows = study.pairs.values("kind").annotate(total=Count("id"), overlap=Count("id", filter=Q(in_overlap=True)))
+    by_kind = {row["kind"]: row for row in rows}
+    gold = {q: study.pairs.filter(kind=Pair.Kind.GOLD, expected__has_key=q).count() for q in QUESTIONS}
+    return {
+        "regular": by_kind.get(Pair.Kind.REGULAR, {}).get("total", 0),
+        "overlap": by_kind.get(Pair.Kind.REGULAR, {}).get("overlap", 0),
+        "gold": gold,
+        "gold_total": by_kind.get(Pair.Kind.GOLD, {}).get("total", 0),
+        "attention": by_kind.get(Pair.Kind.ATTENTION, {}).get("total", 0),
+        "gold_per_rater": checks_per_rater(study.gold_rate, study.pairs_per_rater),
+        "attention_per_rater": checks_per_rater(study.attention_rate, study.pairs_per_rater),
+    }
+
+
+@admin.register(Pair)
+class PairAdmin(admin.ModelAdmin):
+    """Pairs are built by the set-up page; here they can be looked at, not edited."""
+
+    list_display = [
+        "id", "study", "kind", "comparison", "concept", "seed_index",
+        "ratings_count", "target_ratings", "in_overlap", "expected",
+    ]  # fmt: skip
+    list_filter = ["study", "kind", "in_overlap"]
+    list_select_related = ["study", "comparison__method_a", "comparison__method_b", "concept"]
+    raw_id_fields = ["image_a", "image_b"]
+    readonly_fields = ["previews"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and obj.study.is_frozen)
+
+    @admin.display(description="images (A, B)")
+    def previews(self, obj):
+        return format_html("{} {}", thumbnail(obj.image_a.file, 160), thumbnail(obj.image_b.file, 160))

@@ -1,0 +1,138 @@
+"""REST API for generation runs and sweeps (staff only): create, follow, cancel, resume, re-queue."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from studyapp.models import Concept, GenerationRun, Method, PromptSet, Sweep
+from studyapp.runs.actions import UnknownRunAction, perform, run_action
+from studyapp.runs.launch import create_run
+from studyapp.runs.progress import run_progress, runs_progress
+from studyapp.runs.sweeps import launch_sweep, presets
+
+
+def as_api_error(exc: DjangoValidationError) -> serializers.ValidationError:
+    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+
+
+class RunSerializer(serializers.ModelSerializer):
+    method = serializers.SlugRelatedField(slug_field="name", queryset=Method.objects.all())
+    prompt_set = serializers.SlugRelatedField(slug_field="slug", queryset=PromptSet.objects.all())
+    concepts = serializers.SlugRelatedField(slug_field="slug", queryset=Concept.objects.all(), many=True)
+    sweep = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    steps = serializers.IntegerField(required=False)
+    seed_indices = serializers.JSONField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationRun
+        fields = [
+            "id", "label", "method", "prompt_set", "concepts", "seed_indices", "steps", "params", "sweep",
+            "state", "error", "images_total", "created", "started", "finished", "progress",
+        ]  # fmt: skip
+        read_only_fields = ["params", "state", "error", "images_total", "created", "started", "finished"]
+
+    def get_progress(self, run) -> dict:
+        known = self.context.get("progress", {}).get(run.pk)
+        return (known or run_progress(run)).as_dict()
+
+    def create(self, data):
+        try:
+            return create_run(
+                method=data["method"],
+                prompt_set=data["prompt_set"],
+                concepts=data["concepts"],
+                seed_indices=data["seed_indices"],
+                steps=data.get("steps"),
+                label=data.get("label", ""),
+            )
+        except DjangoValidationError as exc:
+            raise as_api_error(exc) from None
+
+
+class RunList(generics.ListCreateAPIView):
+    """Runs, newest first; POST validates the run and queues it."""
+
+    queryset = GenerationRun.objects.select_related("method", "prompt_set", "sweep").prefetch_related("concepts")
+    serializer_class = RunSerializer
+
+    def get_serializer(self, *args, **kwargs):
+        if kwargs.get("many") and args:
+            listed = list(args[0])  # the progress of every listed run, in a fixed number of queries
+            kwargs["context"] = {**self.get_serializer_context(), "progress": runs_progress(listed)}
+            args = (listed, *args[1:])
+        return super().get_serializer(*args, **kwargs)
+
+
+class RunDetail(generics.RetrieveAPIView):
+    queryset = RunList.queryset
+    serializer_class = RunSerializer
+
+
+class RunAction(APIView):
+    """POST cancel, resume or requeue-failed; answers with the run's progress afterwards."""
+
+    @extend_schema(
+        operation_id="runs_action",
+        request=None,
+        responses=inline_serializer("RunActionResult", {"queued_batches": serializers.IntegerField(), "progress": serializers.DictField()}),
+    )
+    def post(self, request, pk: int, action: str):
+        run = generics.get_object_or_404(GenerationRun, pk=pk)
+        try:
+            chosen = run_action(action)
+        except UnknownRunAction as exc:
+            return Response({"detail": str(exc)}, status=404)
+        outcome = perform(chosen, [run])
+        return Response({"queued_batches": outcome.queued_batches, "progress": run_progress(run).as_dict()})
+
+
+class SweepSerializer(serializers.ModelSerializer):
+    prompt_set = serializers.SlugRelatedField(slug_field="slug", queryset=PromptSet.objects.all())
+    concepts = serializers.SlugRelatedField(slug_field="slug", queryset=Concept.objects.all(), many=True)
+    seed_indices = serializers.JSONField()
+    grid = serializers.JSONField(required=False)
+    runs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Sweep
+        fields = [
+            "id", "name", "sampler", "preset", "grid", "base_model", "personalization", "steps", "prompt_set",
+            "concepts", "seed_indices", "created", "runs",
+        ]  # fmt: skip
+        read_only_fields = ["created"]
+
+    def create(self, data):
+        concepts = data.pop("concepts")
+        try:
+            with transaction.atomic():
+                sweep = Sweep.objects.create(**data)
+                sweep.concepts.set(concepts)
+                launch_sweep(sweep)
+        except DjangoValidationError as exc:
+            raise as_api_error(exc) from None
+        return sweep
+
+
+class SweepList(generics.ListCreateAPIView):
+    """Sweeps; POST creates one method and one run per grid point, all validated before anything is queued."""
+
+    queryset = Sweep.objects.select_related("prompt_set").prefetch_related("concepts", "runs")
+    serializer_class = SweepSerializer
+
+
+class SweepDetail(generics.RetrieveAPIView):
+    queryset = SweepList.queryset
+    serializer_class = SweepSerializer
+
+
+class Presets(APIView):
+    """The named sweep grids, by sampler."""
+
+    @extend_schema(operation_id="runs_sweep_presets", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(presets(), status=status.HTTP_200_OK)

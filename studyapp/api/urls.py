@@ -1,0 +1,27 @@
+"""URLs of the REST API, mounted under /api/; the schema is at /api/schema/."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from studyapp.api import results, runs, studies
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("studies/", studies.StudyList.as_view(), name="api-study-list"),
+    path("studies/<int:pk>/", studies.StudyDetail.as_view(), name="api-study-detail"),
+    path("studies/<int:pk>/comparisons/", studies.ComparisonList.as_view(), name="api-comparison-list"),
+    path("studies/<int:pk>/results/", results.StudyResultsView.as_view(), name="api-study-results"),
+    path(
+        "studies/<int:pk>/export/<slug:what>.<slug:file_format>",
+        results.StudyExport.as_view(),
+        name="api-study-export",
+    ),
+    path("studies/<int:pk>/snapshots/", results.SnapshotList.as_view(), name="api-snapshot-list"),
+    path("snapshots/<int:pk>/", results.SnapshotDetail.as_view(), name="api-snapshot-detail"),
+    path("runs/", runs.RunList.as_view(), name="api-run-list"),
+    path("runs/presets/", runs.Presets.as_view(), name="api-sweep-presets"),
+    path("runs/sweeps/", runs.SweepList.as_view(), name="api-sweep-list"),
+    path("runs/sweeps/<int:pk>/", runs.SweepDetail.as_view(), name="api-sweep-detail"),
+    path("runs/<int:pk>/", runs.RunDetail.as_view(), name="api-run-detail"),
+    path("runs/<int:pk>/<slug:action>/", runs.RunAction.as_view(), name="api-run-action"),
+]

@@ -1,0 +1,57 @@
+"""A method's sampler settings, checked by the generation library's own rules.
+
+The sampler names, their parameters and the step limit are defined once, in `generation`; these
+functions only turn its errors into Django ValidationErrors keyed by the field they concern, for the
+admin, the API, runs, sweeps and the import commands alike.
+"""
+
+from django.core.exceptions import ValidationError
+
+from studyapp.models import Method
+
+MAX_STEPS = 1000
+
+
+def check_sampler(sampler: str) -> str:
+    from generation.samplers import SAMPLER_NAMES
+
+    if sampler not in SAMPLER_NAMES:
+        raise ValidationError({"sampler": f"expected one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"})
+    return sampler
+
+
+def check_params(sampler: str, params) -> dict:
+    """The sampler's full parameters (the paper's defaults filled in)."""
+    from generation.errors import ParameterError
+    from generation.samplers import validate_params
+
+    try:
+        return validate_params(sampler, params)
+    except ParameterError as exc:
+        raise ValidationError({"params": str(exc)}) from None
+
+
+def check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValidationError({"steps": f"expected an integer in [1, {MAX_STEPS}], got {steps!r}"})
+    return steps
+
+
+def validate_method(method: Method) -> None:
+    """Check a method's sampler and fill in its parameters; an external method has neither."""
+    if method.kind == Method.Kind.EXTERNAL:
+        if method.sampler:
+            raise ValidationError({"sampler": "An external method has no sampler: its images are imported."})
+        if method.params:
+            raise ValidationError({"params": "An external method takes no sampler parameters."})
+        return
+    check_sampler(method.sampler)
+    if not isinstance(method.params, dict):
+        raise ValidationError({"params": f"expected a JSON object, got {type(method.params).__name__}"})
+    method.params = check_params(method.sampler, method.params)
+
+
+def sampler_names() -> tuple[str, ...]:
+    from generation.samplers import SAMPLER_NAMES
+
+    return SAMPLER_NAMES

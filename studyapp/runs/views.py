@@ -1,0 +1,47 @@
+"""Staff pages for generation runs: the list, one run's page with live progress, and the run actions."""
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from studyapp.models import GenerationRun
+from studyapp.runs.actions import UnknownRunAction, perform, run_action
+from studyapp.runs.progress import run_progress, runs_progress
+
+RUNS_PER_PAGE = 100
+
+
+@staff_member_required
+def run_list(request):
+    recent = list(GenerationRun.objects.select_related("method", "prompt_set", "sweep")[:RUNS_PER_PAGE])
+    progress = runs_progress(recent)
+    rows = [(run, progress[run.pk]) for run in recent]
+    return render(request, "studyapp/runs/run_list.html", {"rows": rows})
+
+
+@staff_member_required
+def run_detail(request, pk: int):
+    run = get_object_or_404(GenerationRun.objects.select_related("method", "prompt_set", "sweep"), pk=pk)
+    batches = run.batches.select_related("concept", "prompt").order_by("concept__slug", "prompt__position")
+    context = {"run": run, "progress": run_progress(run), "batches": batches, "concepts": run.concepts.all()}
+    return render(request, "studyapp/runs/run_detail.html", context)
+
+
+@staff_member_required
+def run_progress_json(request, pk: int):
+    run = get_object_or_404(GenerationRun, pk=pk)
+    return JsonResponse(run_progress(run).as_dict())
+
+
+@staff_member_required
+@require_POST
+def run_action_view(request, pk: int, action: str):
+    run = get_object_or_404(GenerationRun, pk=pk)
+    try:
+        chosen = run_action(action)
+    except UnknownRunAction as exc:
+        return JsonResponse({"detail": str(exc)}, status=404)
+    messages.success(request, perform(chosen, [run]).message)
+    return redirect("run-detail", pk=run.pk)

@@ -1,0 +1,117 @@
+"""The worker-side job: turn one batch of a run into stored images, each exactly once.
+
+`run_batch` is the body of the Celery task (studyapp.tasks.generate_batch): it claims the batch's lease,
+generates the images that do not exist yet and stores each one; `generate_batch` is the same without a
+batch row, for the demo. A retried or duplicated task finds the finished images and skips them.
+Models stay loaded between batches in the generation library's own pipeline cache.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from studyapp.models import Concept, GeneratedImage, GenerationBatch, GenerationRun, Prompt
+from studyapp.runs.leases import Heartbeat, LeaseLost, claim_batch, lease_seconds, worker_name
+from studyapp.runs.state import finish_batch, mark_run_started
+from studyapp.runs.storage import store_sample
+
+log = logging.getLogger(__name__)
+
+Batch = GenerationBatch.State
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    created: int
+    skipped: int
+
+
+def resolve_model(base_model: str = "") -> str:
+    """The method's base model, else GENERATION_MODEL, else the offline tiny model (built on first use)."""
+    if base_model:
+        return base_model
+    if settings.GENERATION_MODEL:
+        return settings.GENERATION_MODEL
+    from generation.tiny import ensure_tiny_model
+
+    return str(ensure_tiny_model(settings.TINY_MODEL_DIR))
+
+
+def missing_seed_indices(run: GenerationRun, concept: Concept, prompt: Prompt, seed_indices: list[int]) -> list[int]:
+    stored = GeneratedImage.objects.filter(run=run, concept=concept, prompt=prompt, seed_index__in=seed_indices)
+    done = set(stored.values_list("seed_index", flat=True))
+    return [index for index in seed_indices if index not in done]
+
+
+def build_request(run: GenerationRun, concept: Concept, prompt: Prompt, seed_indices: list[int]):
+    from generation.api import GenerationRequest
+
+    method = run.method
+    return GenerationRequest(
+        model=resolve_model(method.base_model),
+        personalization=method.personalization_for(concept) or None,
+        concept_token=concept.concept_token,
+        superclass=concept.superclass,
+        prompt_template=prompt.template,
+        sampler=method.sampler,
+        params=run.params or method.params,
+        seed_indices=seed_indices,
+        steps=run.steps,
+        device=settings.GENERATION_DEVICE,
+    )
+
+
+def generate_missing(
+    run: GenerationRun, concept: Concept, prompt: Prompt, seed_indices: list[int], on_step=None
+) -> BatchResult:
+    """Generate the images of one (run, concept, prompt) that do not exist yet; store each as soon as it exists.
+
+    Seeds go to the library GENERATION_IMAGES_PER_CALL at a time, so a lost worker loses little work.
+    """
+    from generation.api import generate
+
+    todo = missing_seed_indices(run, concept, prompt, seed_indices)
+    created = 0
+    chunk = settings.GENERATION_IMAGES_PER_CALL
+    for start in range(0, len(todo), chunk):
+        request = build_request(run, concept, prompt, todo[start : start + chunk])
+        for sample in generate(request, progress=on_step):
+            created += store_sample(run, concept, prompt, sample)
+    return BatchResult(created=created, skipped=len(seed_indices) - created)
+
+
+def generate_batch(run_id: int, concept_id: int, prompt_id: int, seed_indices: list[int], on_step=None) -> BatchResult:
+    """Generate and store the missing images of one (run, concept, prompt), without a batch row (demo, scripts)."""
+    run = GenerationRun.objects.select_related("method").get(pk=run_id)
+    concept = Concept.objects.get(pk=concept_id)
+    prompt = Prompt.objects.get(pk=prompt_id)
+    return generate_missing(run, concept, prompt, list(seed_indices), on_step=on_step)
+
+
+def run_batch(batch_id: int, worker: str | None = None) -> BatchResult | None:
+    """Generate one batch under a lease. Returns None when there was nothing for this worker to do."""
+    worker = worker or worker_name()
+    batch = GenerationBatch.objects.filter(pk=batch_id).select_related("run__method", "concept", "prompt").first()
+    if batch is None or batch.state in (Batch.DONE, Batch.CANCELLED):
+        return None
+    if not claim_batch(batch_id, worker, lease_seconds()):
+        log.info("batch %s is done, cancelled or held by another worker: skipped", batch_id)
+        return None
+    mark_run_started(batch.run_id)
+    try:
+        heartbeat = Heartbeat(batch_id, worker)
+        result = generate_missing(batch.run, batch.concept, batch.prompt, batch.seed_indices, on_step=heartbeat)
+    except LeaseLost as exc:
+        log.info("%s", exc)
+        return None
+    except Exception as exc:  # recorded on the batch and its run; the message is what the page shows
+        log.exception("batch %s failed", batch_id)
+        finish_batch(batch_id, worker, Batch.FAILED, f"{type(exc).__name__}: {exc}")
+        return None
+    missing = missing_seed_indices(batch.run, batch.concept, batch.prompt, batch.seed_indices)
+    if missing:
+        finish_batch(batch_id, worker, Batch.FAILED, f"no image came back for seed indices {missing}")
+        return result
+    finish_batch(batch_id, worker, Batch.DONE)
+    return result

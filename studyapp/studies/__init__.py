@@ -1,0 +1,1 @@
+"""Study design: comparisons, pairs, gold and attention checks, the planner, publishing and versions."""

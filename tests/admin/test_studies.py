@@ -1,0 +1,202 @@
+"""The study set-up in the admin: pages render, actions work for the owner and are refused to others."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from studyapp.models import Comparison, Pair, Study
+from studyapp.studies.check_images import CHECK_METHODS
+from studyapp.studies.publishing import build_study_pairs, publish
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study():
+    study = factories.study_with_images(methods=2, concepts=2, seeds=2)
+    Study.objects.filter(pk=study.pk).update(pairs_per_rater=20, gold_rate=0.1, attention_rate=0.05)
+    study.refresh_from_db()
+    return study
+
+
+def _setup_url(study):
+    return reverse("admin:studyapp_study_setup", args=[study.pk])
+
+
+def _change_url(study):
+    return reverse("admin:studyapp_study_change", args=[study.pk])
+
+
+def _post_action(client, study, action):
+    return client.post(_setup_url(study), {"action": action})
+
+
+def _change_form_data(study, **changes):
+    """What the study page posts: the editable fields plus the comparison inline's management form."""
+    comparisons = list(study.comparisons.all())
+    data = {
+        "comparisons-TOTAL_FORMS": len(comparisons),
+        "comparisons-INITIAL_FORMS": len(comparisons),
+        "comparisons-MIN_NUM_FORMS": 0,
+        "comparisons-MAX_NUM_FORMS": 1000,
+    }
+    for index, comparison in enumerate(comparisons):
+        data.update({
+            f"comparisons-{index}-id": comparison.pk, f"comparisons-{index}-study": study.pk,
+            f"comparisons-{index}-position": comparison.position,
+            f"comparisons-{index}-method_a": comparison.method_a_id, f"comparisons-{index}-method_b": comparison.method_b_id,
+        })  # fmt: skip
+    fields = [
+        "title", "slug", "ratings_per_pair", "overlap_fraction", "overlap_ratings", "pairs_per_rater", "gold_rate",
+        "attention_rate", "random_seed", "question_text", "question_image", "question_overall", "consent_text",
+        "instructions", "completion_code", "completion_url", "screenout_url", "lease_seconds",
+    ]  # fmt: skip
+    data.update({name: getattr(study, name) for name in fields})
+    data["exclusion_rules"] = "{}"
+    data.update(changes)
+    return data
+
+
+def test_study_list_and_draft_page_render_with_editable_design(owner_client, study):
+    listing = owner_client.get(reverse("admin:studyapp_study_changelist"))
+    assert listing.status_code == 200 and _setup_url(study) in listing.content.decode()
+    page = owner_client.get(_change_url(study)).content.decode()
+    for name in ("ratings_per_pair", "overlap_fraction", "question_text", "consent_text", "gold_rate", "screenout_url"):
+        assert f'name="{name}"' in page
+    assert _setup_url(study) in page
+
+
+def test_owner_edits_a_draft_through_the_study_page(owner_client, study):
+    response = owner_client.post(_change_url(study), _change_form_data(study, ratings_per_pair=5, question_text="Which fits the words?"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    study.refresh_from_db()
+    assert (study.ratings_per_pair, study.question_text) == (5, "Which fits the words?")
+
+
+def test_comparison_choices_leave_out_the_hidden_check_methods(owner_client, study):
+    build_study_pairs(study)  # creates the gold-corrupted and attention-grey methods
+    page = owner_client.get(_change_url(study)).content.decode()
+    options = re.findall(r"<option[^>]*>([^<]+)</option>", page)
+    assert not set(CHECK_METHODS) & set(options)
+    assert study.comparisons.first().method_a.name in options
+
+
+def test_setup_page_shows_counts_and_planner_numbers(owner_client, study):
+    page = owner_client.get(_setup_url(study)).content.decode()
+    assert 'id="study-state">draft' in page
+    assert 'id="n-total">691<' in page  # 1 comparison x 3 questions, defaults: w 0.6, power 0.8, tie 0.25, DEFF 2
+    assert "8 / 0" in page  # usable slots / built pairs
+
+
+def test_planner_form_recomputes_from_the_given_numbers(owner_client, study):
+    query = {"win_rate": 0.6, "power": 0.8, "alpha": 0.15, "tie_rate": 0.25, "design_effect": 2}
+    # alpha 0.15 over 3 tests = 0.05 per test: N = 193.85 * 2 / 0.75 -> 517
+    page = owner_client.get(_setup_url(study), query).content.decode()
+    assert 'id="n-total">517<' in page and 'id="n-decisive">194<' in page
+    invalid = owner_client.get(_setup_url(study), {**query, "win_rate": 0.5}).content.decode()
+    assert "errornote" in invalid
+
+
+def test_build_publish_new_version_and_close_from_the_setup_page(owner_client, study):
+    response = _post_action(owner_client, study, "build")
+    assert response.status_code == 302
+    assert study.pairs.filter(kind=Pair.Kind.REGULAR).count() == 8
+    assert study.pairs.filter(kind=Pair.Kind.GOLD).count() == 6
+    assert study.pairs.filter(kind=Pair.Kind.ATTENTION).count() == 2
+    page = owner_client.get(_setup_url(study)).content.decode()
+    assert "8 / 8" in page
+
+    _post_action(owner_client, study, "publish")
+    study.refresh_from_db()
+    assert study.state == Study.State.PUBLISHED
+
+    response = _post_action(owner_client, study, "new_version")
+    follower = Study.objects.get(previous_version=study)
+    assert response.status_code == 302 and response.url == _change_url(follower)
+    assert follower.state == Study.State.DRAFT and follower.comparisons.count() == 1
+
+    _post_action(owner_client, study, "close")
+    study.refresh_from_db()
+    assert study.state == Study.State.CLOSED
+
+
+def test_a_refused_action_says_why_and_changes_nothing(owner_client, study):
+    publish(study)
+    response = owner_client.post(_setup_url(study), {"action": "build"}, follow=True)
+    assert "is published, so its design is fixed" in response.content.decode()
+    response = owner_client.post(_setup_url(study), {"action": "explode"}, follow=True)
+    assert "unknown action" in response.content.decode().lower()
+
+
+def test_published_study_page_shows_the_design_read_only(owner_client, study):
+    publish(study)
+    page = owner_client.get(_change_url(study)).content.decode()
+    for name in ("ratings_per_pair", "overlap_fraction", "question_text", "instructions", "gold_rate"):
+        assert f'name="{name}"' not in page
+    assert 'name="completion_code"' in page
+    assert 'name="comparisons-0-method_a"' not in page
+    assert "design is frozen" in page
+
+
+def test_published_study_page_saves_the_completion_code_and_ignores_design_fields(owner_client, study):
+    publish(study)
+    study.refresh_from_db()
+    data = _change_form_data(study, completion_code="C0DE-42", ratings_per_pair=9)
+    response = owner_client.post(_change_url(study), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    study.refresh_from_db()
+    assert (study.completion_code, study.ratings_per_pair) == ("C0DE-42", 3)
+    assert study.comparisons.count() == 1
+
+
+def test_design_edits_posted_after_publishing_are_not_saved_and_the_owner_is_told(owner_client, study):
+    data = _change_form_data(study, ratings_per_pair=9)
+    publish(study)
+    response = owner_client.post(_change_url(study), data, follow=True)
+    assert "changes to ratings_per_pair were not saved" in response.content.decode()
+    study.refresh_from_db()
+    assert study.ratings_per_pair == 3
+
+
+def test_list_actions_publish_the_selected_studies(owner_client, study):
+    other = factories.study_with_images(methods=2, seeds=1)
+    response = owner_client.post(
+        reverse("admin:studyapp_study_changelist"), {"action": "publish_action", "_selected_action": [study.pk, other.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert set(Study.objects.values_list("state", flat=True)) == {Study.State.PUBLISHED}
+    owner_client.post(reverse("admin:studyapp_study_changelist"), {"action": "new_version_action", "_selected_action": [study.pk]})
+    assert Study.objects.filter(previous_version=study, state=Study.State.DRAFT).exists()
+
+
+def test_pair_pages_are_read_only(owner_client, study):
+    build_study_pairs(study)
+    gold = study.pairs.filter(kind=Pair.Kind.GOLD).first()
+    assert owner_client.get(reverse("admin:studyapp_pair_changelist")).status_code == 200
+    page = owner_client.get(reverse("admin:studyapp_pair_change", args=[gold.pk])).content.decode()
+    assert 'name="expected"' not in page and "images (a, b)" in page.lower()
+    assert owner_client.get(reverse("admin:studyapp_pair_add")).status_code == 403
+
+
+def test_a_non_staff_user_is_sent_to_login_and_changes_nothing(client, outsider, study):
+    client.force_login(outsider)
+    for response in (client.get(_setup_url(study)), _post_action(client, study, "build"), _post_action(client, study, "publish")):
+        assert response.status_code == 302 and reverse("admin:login") in response.url
+    study.refresh_from_db()
+    assert study.state == Study.State.DRAFT and not study.pairs.exists()
+
+
+def test_staff_without_change_permission_can_look_but_not_act(client, django_user_model, study):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", "viewer@example.org", "viewer-pass-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_study"))
+    client.force_login(viewer)
+    page = client.get(_setup_url(study))
+    assert page.status_code == 200 and 'name="action"' not in page.content.decode()
+    assert _post_action(client, study, "publish").status_code == 403
+    study.refresh_from_db()
+    assert study.state == Study.State.DRAFT
+    assert not Comparison.objects.filter(study__previous_version=study).exists()

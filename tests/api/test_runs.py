@@ -1,0 +1,97 @@
+"""The runs API: staff only, validated before queueing, actions from the same table as the run page."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from studyapp.models import GenerationBatch, GenerationRun, Method, Sweep
+from tests import factories
+from tests.runs.factories import FAST_STEPS, small_run
+
+pytestmark = pytest.mark.django_db
+
+
+def spec(**overrides):
+    method = factories.method(sampler="mixed")
+    body = {
+        "method": method.name,
+        "prompt_set": factories.prompt_set().slug,
+        "concepts": [factories.concept().slug],
+        "seed_indices": [0, 1],
+        "steps": FAST_STEPS,
+        "label": "api run",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_the_api_refuses_non_staff(client, outsider):
+    client.force_login(outsider)
+    assert client.get(reverse("api-run-list")).status_code == 403
+    assert client.post(reverse("api-run-list"), {}, content_type="application/json").status_code == 403
+
+
+# ---------------------------------------------------------------- API
+
+
+def test_api_creates_and_queues_a_valid_run(owner_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as sent:
+        response = owner_client.post(reverse("api-run-list"), spec(), content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "queued" and body["images_total"] == 4 and body["params"]["w_s"] == 3.5
+    assert body["progress"]["total"] == 4 and len(sent) == 2
+    detail = owner_client.get(reverse("api-run-detail", args=[body["id"]])).json()
+    assert detail["progress"]["state"] == "queued"
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [({"seed_indices": []}, "seed_indices"), ({"seed_indices": [-1]}, "seed_indices"), ({"steps": 0}, "steps"), ({"concepts": []}, "concepts")],
+)
+def test_api_refuses_an_invalid_run_and_queues_nothing(owner_client, django_capture_on_commit_callbacks, overrides, field):
+    with django_capture_on_commit_callbacks() as sent:
+        response = owner_client.post(reverse("api-run-list"), spec(**overrides), content_type="application/json")
+    assert response.status_code == 400 and field in response.json()
+    assert (sent, GenerationRun.objects.count()) == ([], 0)
+
+
+def test_api_refuses_an_external_method(owner_client):
+    external = factories.method(kind=Method.Kind.EXTERNAL)
+    response = owner_client.post(reverse("api-run-list"), spec(method=external.name), content_type="application/json")
+    assert response.status_code == 400 and "external" in json.dumps(response.json())
+
+
+def test_api_actions_cancel_resume_and_requeue(owner_client, django_capture_on_commit_callbacks):
+    run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"))
+    response = owner_client.post(reverse("api-run-action", args=[run.pk, "cancel"]))
+    assert response.json()["progress"]["state"] == "cancelled"
+    first = run.batches.first()
+    GenerationBatch.objects.filter(pk=first.pk).update(state="failed", error="boom")
+    with django_capture_on_commit_callbacks() as sent:
+        response = owner_client.post(reverse("api-run-action", args=[run.pk, "requeue-failed"]))
+    assert response.json()["queued_batches"] == 1 and len(sent) == 1
+    assert owner_client.post(reverse("api-run-action", args=[run.pk, "nope"])).status_code == 404
+
+
+def test_api_sweep_creates_one_run_per_preset_point(owner_client, django_capture_on_commit_callbacks):
+    presets = owner_client.get(reverse("api-sweep-presets")).json()
+    body = {
+        "name": "api-sweep", "sampler": "masked", "preset": "masked", "prompt_set": factories.prompt_set().slug,
+        "concepts": [factories.concept().slug], "seed_indices": [0], "steps": FAST_STEPS,
+    }  # fmt: skip
+    with django_capture_on_commit_callbacks() as sent:
+        response = owner_client.post(reverse("api-sweep-list"), body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert len(response.json()["runs"]) == len(presets["masked"]) == len(sent) / 2
+
+
+def test_api_refuses_an_invalid_sweep_and_keeps_nothing(owner_client):
+    body = {
+        "name": "bad", "sampler": "mixed", "grid": [{"w_s": 1.0}, {"w_s": -5.0}], "prompt_set": factories.prompt_set().slug,
+        "concepts": [factories.concept().slug], "seed_indices": [0], "steps": FAST_STEPS,
+    }  # fmt: skip
+    response = owner_client.post(reverse("api-sweep-list"), body, content_type="application/json")
+    assert response.status_code == 400 and "w_s" in json.dumps(response.json())
+    assert (Sweep.objects.count(), GenerationRun.objects.count()) == (0, 0)

@@ -1,0 +1,174 @@
+"""The assignment engine: leases, capacity, order, sides, check pairs; many raters at once."""
+
+import random
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from studyapp.models import Answer, Assignment, Pair, Rater
+from studyapp.rating.answers import submit_answer
+from studyapp.rating.assignment import balanced_side, claim_leases, kind_schedule
+from tests.rating.factories import check_pair, open_rater, published_study, rate_all
+
+
+@pytest.mark.django_db
+class TestNextPair:
+    def test_it_gives_the_same_pair_back_on_reload(self):
+        study = published_study()
+        rater = open_rater(study)
+        first = claim_leases(rater)
+        again = claim_leases(rater)
+        assert again.current.pk == first.current.pk
+        assert again.upcoming.pk == first.upcoming.pk
+        assert Assignment.objects.filter(rater=rater).count() == 2
+
+    def test_it_never_gives_a_rater_the_same_pair_twice(self):
+        study = published_study(seeds=3, ratings_per_pair=5, pairs_per_rater=50)
+        rater = open_rater(study)
+        rated = rate_all(rater)
+        assert len(rated) == len(set(rated)) == study.pairs.count()
+
+    def test_it_stops_at_the_quota_and_marks_the_rater_complete(self):
+        study = published_study(seeds=3, pairs_per_rater=4)
+        rater = open_rater(study)
+        assert len(rate_all(rater)) == 4
+        rater.refresh_from_db()
+        assert rater.completed is not None
+        assert not Assignment.objects.filter(rater=rater, state=Assignment.State.LEASED).exists()
+
+    def test_it_serves_the_overlap_subset_first(self):
+        study = published_study(seeds=5, overlap_fraction=0.2, overlap_ratings=3, ratings_per_pair=1)
+        overlap = set(study.pairs.filter(in_overlap=True).values_list("pk", flat=True))
+        assert len(overlap) == 2
+        for name in ("a", "b", "c"):
+            rater = open_rater(study, name)
+            leases = claim_leases(rater)
+            assert {leases.current.pair_id, leases.upcoming.pair_id} == overlap
+
+    def test_it_prefers_the_least_rated_pairs(self):
+        study = published_study(seeds=3, ratings_per_pair=3, pairs_per_rater=3)
+        rate_all(open_rater(study, "first"))
+        rated_once = set(Answer.objects.values_list("pair_id", flat=True))
+        leases = claim_leases(open_rater(study, "second"))
+        assert leases.current.pair_id not in rated_once
+        assert leases.upcoming.pair_id not in rated_once
+
+    def test_live_leases_count_against_the_target(self):
+        study = published_study(seeds=1, ratings_per_pair=1)  # two pairs, one rating each
+        holder = claim_leases(open_rater(study, "holder"))
+        assert {holder.current.pair_id, holder.upcoming.pair_id} == set(study.pairs.values_list("pk", flat=True))
+        other = claim_leases(open_rater(study, "other"))
+        assert other.current is None and other.finished
+
+    def test_an_expired_lease_returns_to_the_pool(self):
+        study = published_study(seeds=1, ratings_per_pair=1, lease_seconds=60)
+        claim_leases(open_rater(study, "holder"))
+        later = timezone.now() + timedelta(seconds=61)
+        other = claim_leases(open_rater(study, "other"), now=later)
+        assert other.current is not None
+
+    def test_gold_and_attention_pairs_are_mixed_in_at_their_rates(self):
+        study = published_study(seeds=10, pairs_per_rater=20, gold_rate=0.1, attention_rate=0.05)
+        golds = [check_pair(study, Pair.Kind.GOLD, {"text": "a"}) for _ in range(3)]
+        check_pair(study, Pair.Kind.ATTENTION, {"text": "a", "image": "a", "overall": "a"})
+        rater = open_rater(study)
+        rate_all(rater)
+        kinds = Counter(Answer.objects.filter(rater=rater).values_list("pair__kind", flat=True))
+        assert kinds == {"regular": 17, "gold": 2, "attention": 1}
+        assert Pair.objects.get(pk=golds[0].pk).ratings_count + Pair.objects.get(pk=golds[1].pk).ratings_count + Pair.objects.get(pk=golds[2].pk).ratings_count == 2
+
+    def test_the_first_pair_is_never_a_check(self):
+        study = published_study(pairs_per_rater=10, gold_rate=0.5, attention_rate=0.4)
+        schedules = [kind_schedule(study, Rater(pk=pk)) for pk in range(1, 30)]
+        assert all(schedule[0] == Pair.Kind.REGULAR for schedule in schedules)
+        assert all(Counter(schedule) == {"gold": 5, "attention": 4, "regular": 1} for schedule in schedules)
+
+    def test_sides_stay_balanced_for_each_rater(self):
+        study = published_study(seeds=6, pairs_per_rater=24, ratings_per_pair=1)
+        rater = open_rater(study)
+        rate_all(rater)
+        sides = Counter(Answer.objects.filter(rater=rater).values_list("left_is_a", flat=True))
+        assert abs(sides[True] - sides[False]) <= 1
+        rater.refresh_from_db()
+        assert rater.left_shown == sides[True]
+
+
+def test_the_side_that_is_behind_goes_next():
+    assert balanced_side(left_shown=2, shown=5) is True
+    assert balanced_side(left_shown=3, shown=5) is False
+    assert {balanced_side(left_shown=2, shown=4) for _ in range(64)} == {True, False}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_raters_fill_every_pair_exactly_to_target(postgres):
+    study = published_study(methods=3, seeds=10, ratings_per_pair=3, pairs_per_rater=4)  # 40 pairs, 120 slots
+    raters = [open_rater(study, f"r{i}") for i in range(50)]
+    start = threading.Barrier(len(raters))
+    errors = []
+
+    def work(rater):
+        try:
+            start.wait()
+            rng = random.Random(rater.pk)
+            for _ in range(100):
+                leases = claim_leases(rater)
+                if leases.current is None and not leases.busy:
+                    return
+                if leases.current is not None:
+                    values = {q: rng.choice("120") for q in ("text", "image", "overall")}
+                    submit_answer(rater, leases.current.token, values)
+        except Exception as exc:  # noqa: BLE001 - reported below with the rater
+            errors.append(f"rater {rater.pk}: {exc!r}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(rater,)) for rater in raters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:5]
+
+    per_pair = Counter(Answer.objects.values_list("pair_id", flat=True))
+    assert len(per_pair) == 40
+    assert set(per_pair.values()) == {3}
+    assert all(pair.ratings_count == 3 for pair in study.pairs.all())
+    per_rater_pair = Counter(Answer.objects.values_list("rater_id", "pair_id"))
+    assert set(per_rater_pair.values()) == {1}
+    for rater in raters:
+        sides = Counter(Answer.objects.filter(rater=rater).values_list("left_is_a", flat=True))
+        assert abs(sides[True] - sides[False]) <= 1, (rater.pk, sides)
+    assert not Assignment.objects.filter(state=Assignment.State.LEASED).exists()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_one_rater_reloading_in_many_tabs_at_once_holds_one_set_of_leases(postgres):
+    study = published_study(seeds=5)
+    rater = open_rater(study)
+    start = threading.Barrier(10)
+    seen, errors = [], []
+
+    def reload():
+        try:
+            start.wait()
+            leases = claim_leases(Rater.objects.select_related("study").get(pk=rater.pk))
+            seen.append((leases.current.pk, leases.upcoming.pk))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reload) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors[:3]
+    assert len(set(seen)) == 1
+    assert Assignment.objects.filter(rater=rater).count() == 2

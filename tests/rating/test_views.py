@@ -1,0 +1,286 @@
+"""The rater's pages: entry links, consent and instructions, answering, refusals, CSRF and blinding."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from studyapp.models import Answer, Assignment, GeneratedImage, GenerationRun, Method, Rater
+from studyapp.rating.admission import create_invites
+from tests.rating.factories import open_rater, published_study
+
+pytestmark = pytest.mark.django_db
+ALL_ONE = {"text": "1", "image": "1", "overall": "1"}
+
+
+def home_url(rater):
+    return f"/r/{rater.token}/"
+
+
+def current_token(client, rater):
+    page = client.get(home_url(rater))
+    assert page.status_code == 200, page.content[:300]
+    return re.search(r'name="assignment" value="([^"]+)"', page.content.decode()).group(1)
+
+
+def post_answer(client, rater, token, values=ALL_ONE, **extra):
+    return client.post(f"/r/{rater.token}/answer", {"assignment": token, **values, **extra})
+
+
+class TestEntry:
+    def test_it_creates_an_anonymous_rater_and_resumes_them_by_cookie(self, client):
+        study = published_study()
+        first = client.get(f"/s/{study.open_link_token}/")
+        again = client.get(f"/s/{study.open_link_token}/")
+        assert first.status_code == again.status_code == 302
+        assert first["Location"] == again["Location"]
+        assert Rater.objects.filter(study=study, source="open").count() == 1
+
+    def test_a_new_browser_becomes_a_new_rater(self, client):
+        study = published_study()
+        client.get(f"/s/{study.open_link_token}/")
+        Client().get(f"/s/{study.open_link_token}/")
+        assert Rater.objects.filter(study=study).count() == 2
+
+    def test_the_same_prolific_participant_is_one_rater(self, client):
+        study = published_study()
+        link = f"/s/{study.open_link_token}/?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e&STUDY_ID=st1&SESSION_ID="
+        first = client.get(link + "se1")
+        second = Client().get(link + "se2")  # another device, same participant
+        assert first["Location"] == second["Location"]
+        rater = Rater.objects.get(study=study)
+        assert (rater.source, rater.external_id) == ("prolific", "5f1a2b3c4d5e6f7a8b9c0d1e")
+        assert (rater.prolific_study_id, rater.prolific_session_id) == ("st1", "se2")
+
+    def test_a_malformed_prolific_id_is_refused(self, client):
+        study = published_study()
+        response = client.get(f"/s/{study.open_link_token}/?PROLIFIC_PID=%3Cscript%3E")
+        assert response.status_code == 400
+        assert not Rater.objects.exists()
+
+    def test_an_invite_code_leads_to_its_rater_and_an_unknown_code_is_refused(self, client):
+        study = published_study()
+        [invited] = create_invites(study, ["alice-01"])
+        response = client.get(f"/s/{study.open_link_token}/?invite=alice-01")
+        assert response["Location"] == home_url(invited)
+        refused = client.get(f"/s/{study.open_link_token}/?invite=made-up")
+        assert refused.status_code == 404
+        assert b"invite is not valid" in refused.content
+        assert Rater.objects.count() == 1
+
+    def test_a_draft_study_takes_no_raters(self, client):
+        study = published_study()
+        type(study).objects.filter(pk=study.pk).update(state="draft")
+        response = client.get(f"/s/{study.open_link_token}/")
+        assert response.status_code == 404
+        assert not Rater.objects.exists()
+
+    def test_a_closed_study_says_so(self, client):
+        study = published_study()
+        rater = open_rater(study)
+        type(study).objects.filter(pk=study.pk).update(state="closed")
+        for url in (f"/s/{study.open_link_token}/", home_url(rater)):
+            response = client.get(url)
+            assert response.status_code == 410
+            assert b"This study is closed" in response.content
+
+    def test_an_unknown_link_is_not_found(self, client):
+        assert client.get("/s/no-such-link/").status_code == 404
+        assert client.get("/r/no-such-rater/").status_code == 404
+
+
+class TestFlow:
+    def test_consent_then_instructions_come_before_the_first_pair(self, client):
+        study = published_study(consent_text="We keep answers anonymous.", instructions="Look closely.")
+        rater = open_rater(study, ready=False)
+        page = client.get(home_url(rater))
+        assert b"We keep answers anonymous." in page.content and b'name="assignment"' not in page.content
+        client.post(f"/r/{rater.token}/consent", {"consent": "yes"})
+        page = client.get(home_url(rater))
+        assert b"Look closely." in page.content and b'name="assignment"' not in page.content
+        assert not Assignment.objects.filter(rater=rater).exists()
+        client.post(f"/r/{rater.token}/start")
+        page = client.get(home_url(rater))
+        assert b'name="assignment"' in page.content
+
+    def test_starting_without_consent_is_ignored(self, client):
+        rater = open_rater(published_study(), ready=False)
+        client.post(f"/r/{rater.token}/start")
+        rater.refresh_from_db()
+        assert rater.instructed is None
+
+    def test_declining_consent_records_nothing(self, client):
+        rater = open_rater(published_study(), ready=False)
+        response = client.post(f"/r/{rater.token}/consent", {"consent": "no"})
+        assert b"You chose not to take part" in response.content
+        rater.refresh_from_db()
+        assert rater.consented is None
+
+    def test_the_page_shows_progress_the_superclass_prompt_and_the_three_questions(self, client):
+        study = published_study(pairs_per_rater=3, question_text="Which one fits the words?")
+        rater = open_rater(study)
+        html = client.get(home_url(rater)).content.decode()
+        assert "<strong>1</strong> of 3" in html
+        assert re.search(r"a dog (in the snow|on the beach)", html)
+        assert "sks" not in html
+        assert "Which one fits the words?" in html
+        assert html.count('type="radio"') == 9
+        assert len(re.findall(r'src="/p/[^"]+"', html)) == 2  # the subject's reference photos
+
+    def test_answering_every_pair_ends_with_the_completion_code(self, client):
+        study = published_study(pairs_per_rater=2, completion_code="THANKS-42")
+        rater = open_rater(study)
+        for _ in range(2):
+            assert post_answer(client, rater, current_token(client, rater)).status_code == 303
+        page = client.get(home_url(rater))
+        assert b"THANKS-42" in page.content
+
+    def test_a_completion_url_is_a_redirect(self, client):
+        study = published_study(pairs_per_rater=1, completion_url="https://app.prolific.com/submissions/complete?cc=C1")
+        rater = open_rater(study)
+        post_answer(client, rater, current_token(client, rater))
+        response = client.get(home_url(rater))
+        assert response.status_code == 302
+        assert response["Location"] == "https://app.prolific.com/submissions/complete?cc=C1"
+
+    def test_a_screened_out_rater_goes_to_the_screen_out_url(self, client):
+        study = published_study(screenout_url="https://app.prolific.com/submissions/complete?cc=OUT")
+        rater = open_rater(study)
+        Rater.objects.filter(pk=rater.pk).update(screened_out=timezone.now())
+        response = client.get(home_url(rater))
+        assert response["Location"].endswith("cc=OUT")
+
+
+class TestSubmit:
+    def test_a_double_submit_stores_one_answer(self, client):
+        rater = open_rater(published_study())
+        token = current_token(client, rater)
+        first = post_answer(client, rater, token)
+        second = post_answer(client, rater, token)
+        assert first.status_code == second.status_code == 303
+        assert Answer.objects.count() == 1
+
+    def test_a_changed_replay_is_refused_with_a_message(self, client):
+        rater = open_rater(published_study())
+        token = current_token(client, rater)
+        post_answer(client, rater, token)
+        response = post_answer(client, rater, token, {"text": "2", "image": "2", "overall": "2"})
+        assert response.status_code == 409
+        assert b"the first answer is kept" in response.content
+        assert Answer.objects.get().screen_answers == ALL_ONE
+
+    def test_a_forged_value_is_refused(self, client):
+        rater = open_rater(published_study())
+        response = post_answer(client, rater, current_token(client, rater), {**ALL_ONE, "overall": "b"})
+        assert response.status_code == 400
+        assert b"expected 1, 2 or 0" in response.content
+        assert not Answer.objects.exists()
+
+    def test_a_missing_answer_is_refused(self, client):
+        rater = open_rater(published_study())
+        response = post_answer(client, rater, current_token(client, rater), {"text": "1", "image": "2"})
+        assert response.status_code == 400
+        assert not Answer.objects.exists()
+
+    def test_an_answer_for_a_pair_leased_to_someone_else_is_refused(self, client):
+        study = published_study()
+        owner, intruder = open_rater(study, "owner"), open_rater(study, "intruder")
+        token = current_token(client, owner)
+        response = post_answer(client, intruder, token)
+        assert response.status_code == 403
+        assert b"not given to you" in response.content
+        assert not Answer.objects.exists()
+
+    def test_a_closed_study_refuses_answers(self, client):
+        study = published_study()
+        rater = open_rater(study)
+        token = current_token(client, rater)
+        type(study).objects.filter(pk=study.pk).update(state="closed")
+        response = post_answer(client, rater, token)
+        assert response.status_code == 410
+        assert not Answer.objects.exists()
+
+    def test_response_time_comes_from_the_page(self, client):
+        rater = open_rater(published_study())
+        post_answer(client, rater, current_token(client, rater), response_ms="0")
+        assert Answer.objects.get().response_ms == 0
+
+    def test_get_is_not_allowed_on_the_answer_url(self, client):
+        rater = open_rater(published_study())
+        assert client.get(f"/r/{rater.token}/answer").status_code == 405
+
+
+class TestCsrf:
+    def test_an_anonymous_answer_without_the_token_is_refused(self):
+        client = Client(enforce_csrf_checks=True)
+        rater = open_rater(published_study())
+        token = current_token(client, rater)
+        response = post_answer(client, rater, token)
+        assert response.status_code == 403
+        assert not Answer.objects.exists()
+
+    def test_an_anonymous_answer_with_the_pages_token_is_stored(self):
+        client = Client(enforce_csrf_checks=True)
+        rater = open_rater(published_study())
+        html = client.get(home_url(rater)).content.decode()
+        token = re.search(r'name="assignment" value="([^"]+)"', html).group(1)
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        response = post_answer(client, rater, token, csrfmiddlewaretoken=csrf)
+        assert response.status_code == 303
+        assert Answer.objects.count() == 1
+
+    def test_consent_needs_the_token_too(self):
+        client = Client(enforce_csrf_checks=True)
+        rater = open_rater(published_study(), ready=False)
+        assert client.post(f"/r/{rater.token}/consent", {"consent": "yes"}).status_code == 403
+        rater.refresh_from_db()
+        assert rater.consented is None
+
+
+class TestBlinding:
+    def test_no_method_run_or_file_name_reaches_the_page(self, client):
+        study = published_study()
+        Method.objects.update(description="")
+        rater = open_rater(study)
+        html = client.get(home_url(rater)).content.decode()
+        secrets = [m.name for m in Method.objects.all()] + [r.label or f"run {r.pk}" for r in GenerationRun.objects.all()]
+        secrets += [image.content_hash[:12] for image in GeneratedImage.objects.all()]
+        secrets += [image.file.name for image in GeneratedImage.objects.all()] + ["/media/", "generated/"]
+        assert [secret for secret in secrets if secret in html] == []
+
+    def test_image_urls_are_opaque_and_served_without_the_file_name(self, client):
+        rater = open_rater(published_study())
+        html = client.get(home_url(rater)).content.decode()
+        urls = re.findall(r'src="(/[ip]/[^"]+)"', html) + re.search(r'data-preload="([^"]*)"', html).group(1).split()
+        assert len(urls) == 6  # two images, two reference photos, the next pair's two images
+        for url in urls:
+            assert re.fullmatch(r"/i/[A-Za-z0-9_-]{20,}/[12]|/p/[A-Za-z0-9_-]{20,}", url), url
+            response = client.get(url)
+            assert response.status_code == 200
+            assert response["Content-Type"] == "image/png"
+            assert "Content-Disposition" not in response
+            assert "max-age" in response["Cache-Control"] and "private" in response["Cache-Control"]
+            assert b"".join(response.streaming_content)[:4] == b"\x89PNG"
+
+    def test_image_1_is_the_left_image_of_this_assignment(self, client):
+        rater = open_rater(published_study())
+        token = current_token(client, rater)
+        assignment = Assignment.objects.select_related("pair__image_a", "pair__image_b").get(token=token)
+        left = b"".join(client.get(f"/i/{token}/1").streaming_content)
+        expected = assignment.pair.image_a if assignment.left_is_a else assignment.pair.image_b
+        assert left == expected.file.open("rb").read()
+
+    def test_unknown_image_tokens_are_not_found(self, client):
+        assert client.get("/i/nothing-here/1").status_code == 404
+        assert client.get("/p/nothing-here").status_code == 404
+
+
+class TestQueryCounts:
+    def test_the_next_pair_page_and_submit_use_a_handful_of_statements(self, client, django_assert_max_num_queries):
+        rater = open_rater(published_study(seeds=4))
+        token = current_token(client, rater)  # the first page claims two pairs; later pages claim one
+        with django_assert_max_num_queries(8):  # in a test, atomic() adds a SAVEPOINT and its RELEASE
+            post_answer(client, rater, token)
+        with django_assert_max_num_queries(10):
+            client.get(home_url(rater))

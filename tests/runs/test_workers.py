@@ -1,0 +1,221 @@
+"""Real worker processes on real Redis and Postgres: the run completes exactly once whatever happens to them.
+
+Each test starts `celery -A studyapp worker` as a subprocess on the test database (committed rows, so
+transaction=True) and the test's broker; the tiny model runs on CPU with 2 steps.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from studyapp.catalog.images import check_image_bytes
+from studyapp.catalog.importers import add_reference_image
+from studyapp.celery import app as celery_app
+from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
+from studyapp.runs.launch import send_batches
+from studyapp.runs.reconciler import reconcile
+from studyapp.runs.sweeps import launch_sweep
+from tests import factories
+from tests.conftest import PROJECT_ROOT
+from tests.runs.factories import (
+    FAST_STEPS,
+    expected_slots,
+    rows_match_files,
+    slots,
+    small_run,
+    stored_files,
+    wait_for_other_sessions_to_close,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
+
+WAIT_SECONDS = 150
+
+
+def database_url() -> str:
+    db = settings.DATABASES["default"]
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def broker(postgres, redis_url):
+    """Send tasks to the test's Redis db (emptied before and after) instead of running them eagerly."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
+    # Connections are made on first send, so this holds unless an earlier test sent to another broker.
+    celery_app.conf.update(broker_url=redis_url, task_always_eager=False)
+    yield redis_url
+    celery_app.conf.update(saved)
+    client.flushdb()
+
+
+class Workers:
+    """Start and stop `celery worker` processes; their logs go to files, shown when a test fails."""
+
+    def __init__(self, redis_url, media_root, model_dir, log_dir):
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": redis_url,
+            "MEDIA_ROOT": str(media_root),
+            "GENERATION_MODEL": str(model_dir),
+            "TINY_MODEL_DIR": str(model_dir),
+            "GENERATION_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+        }
+        self.log_dir = Path(log_dir)
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        number = len(self.processes) + 1
+        log = open(self.log_dir / f"worker{number}.log", "wb")
+        command = [
+            sys.executable, "-m", "celery", "-A", "studyapp", "worker", "-Q", "gpu,cpu", "--pool=solo",
+            "--prefetch-multiplier=1", "-n", f"test{number}-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def start_ready(self, count: int, timeout: float = 60) -> None:
+        """Start workers and wait until each says it is ready to take tasks."""
+        first = len(self.processes) + 1
+        for _ in range(count):
+            self.start()
+        logs = [self.log_dir / f"worker{number}.log" for number in range(first, first + count)]
+        deadline = time.monotonic() + timeout
+        while not all(b" ready." in log.read_bytes() for log in logs):
+            if time.monotonic() > deadline:
+                pytest.fail(f"workers not ready after {timeout:.0f}s\n{self.logs()}")
+            time.sleep(0.2)
+
+    def kill(self, process: subprocess.Popen) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill(process)
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.log_dir.glob("*.log")))
+
+
+@pytest.fixture
+def workers(broker, media_root, tiny_model, tmp_path):
+    pool = Workers(broker, media_root, tiny_model, tmp_path)
+    yield pool
+    pool.stop_all()
+    print(pool.logs())
+    wait_for_other_sessions_to_close()
+
+
+def wait_until(condition, workers: Workers, timeout: float = WAIT_SECONDS, what: str = "the runs to finish", every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{workers.logs()}")
+
+
+def finished(*run_list) -> bool:
+    states = GenerationRun.objects.filter(pk__in=[r.pk for r in run_list]).values_list("state", flat=True)
+    return all(state in ("done", "failed", "cancelled") for state in states)
+
+
+def half_done_batch(run) -> bool:
+    """A batch is running and has stored some, not all, of its images: the moment to kill its worker."""
+    for batch in GenerationBatch.objects.filter(run=run, state="running"):
+        stored = GeneratedImage.objects.filter(run=run, concept=batch.concept_id, prompt=batch.prompt_id).count()
+        if 0 < stored < len(batch.seed_indices):
+            return True
+    return False
+
+
+def assert_exactly_once(run_list, media_root):
+    for run in run_list:
+        run.refresh_from_db()
+        assert run.state == "done", run.error
+        assert slots(run) == expected_slots(run)
+    images = GeneratedImage.objects.filter(run__in=run_list)
+    assert images.count() == sum(run.images_total for run in run_list)
+    files = [path.relative_to(media_root).as_posix() for path in stored_files(media_root)]
+    assert rows_match_files(images, media_root), f"rows {sorted(images.values_list('file', flat=True))} files {files}"
+
+
+def test_a_worker_completes_a_small_sweep(workers, media_root):
+    sweep = Sweep.objects.create(
+        name="sw", sampler="mixed", grid=[{"w_s": 2.0, "w_c": 5.0}, {"w_s": 5.0, "w_c": 2.0}],
+        prompt_set=factories.prompt_set(), seed_indices=[0, 1], steps=FAST_STEPS,
+    )  # fmt: skip
+    concept = factories.concept()
+    sweep.concepts.add(concept)
+    add_reference_image(concept, "ref.png", check_image_bytes(factories.png_bytes((90, 60, 30))))
+    made = launch_sweep(sweep)
+    workers.start()
+    wait_until(lambda: finished(*made), workers)
+    assert_exactly_once(made, media_root)
+    assert len(stored_files(media_root)) == 2 * 2 * 2
+    assert sorted(run.method.params["w_s"] for run in made) == [2.0, 5.0]
+    # each finished run queues its metrics on the cpu queue, which the same worker consumes
+    scored = lambda: MetricScore.objects.filter(image__run__in=made, metric="clip_ts").count() == 8  # noqa: E731
+    wait_until(scored, workers, what="the metrics of the finished runs")
+
+
+def test_a_killed_worker_is_replaced_and_the_run_completes_exactly_once(workers, media_root):
+    # Enough steps that an image takes a good fraction of a second, so the kill lands inside a batch.
+    run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"), seeds=(0, 1, 2), steps=25)
+    first = workers.start()
+    wait_until(lambda: half_done_batch(run), workers, what="a batch with some of its images", every=0.02)
+    workers.kill(first)
+    run.refresh_from_db()
+    assert run.state == "running" and run.images.count() < run.images_total
+    # The reconciler finds the batch whose heartbeat stopped and sends it again.
+    time.sleep(1.5)
+    report = reconcile(lease=1, resend_after=3600)
+    assert report.requeued, f"{report}, batches: {list(run.batches.values('state', 'heartbeat', 'attempts'))}"
+    workers.start()
+    wait_until(lambda: finished(run), workers)
+    assert_exactly_once([run], media_root)
+    assert GenerationBatch.objects.filter(run=run, attempts__gte=2).exists()
+
+
+def test_a_failing_run_is_marked_failed_while_other_runs_complete(workers, media_root, tmp_path):
+    missing = tmp_path / "missing-model"
+    bad = small_run(base_model=str(missing))
+    good = small_run(seeds=(0, 1, 2))
+    workers.start()
+    wait_until(lambda: finished(bad, good), workers)
+    bad.refresh_from_db()
+    assert bad.state == "failed" and str(missing) in bad.error and bad.images.count() == 0
+    assert_exactly_once([good], media_root)
+
+
+def test_two_workers_on_one_run_with_duplicated_messages_store_each_image_once(workers, media_root):
+    workers.start_ready(2)
+    run = small_run(concepts=2, templates=("a {concept} in the snow", "a {concept} on the beach"), seeds=(0, 1))
+    send_batches(list(run.batches.values_list("pk", flat=True)))  # every task twice
+    wait_until(lambda: finished(run), workers)
+    assert_exactly_once([run], media_root)
+    hosts = set(run.batches.values_list("worker", flat=True))
+    assert len(hosts) == 2, f"expected both workers to take batches, got {hosts}"
