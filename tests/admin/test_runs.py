@@ -4,9 +4,10 @@ import pytest
 from django.urls import reverse
 
 from studyapp.models import GenerationRun, Sweep
+from studyapp.runs.actions import RUN_ACTIONS
 from studyapp.runs.sweeps import presets
 from tests import factories
-from tests.runs.factories import FAST_STEPS
+from tests.runs.factories import FAST_STEPS, small_run
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +46,16 @@ def test_admin_add_sweep_queues_its_runs(owner_client, django_capture_on_commit_
     assert sweep.runs.count() == len(presets()["switching"])
     page = owner_client.get(reverse("admin:studyapp_sweep_change", args=[sweep.pk])).content.decode()
     assert "<progress" in page
+
+
+def test_the_admin_actions_are_the_run_actions_table(owner_client, django_capture_on_commit_callbacks):
+    run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"))
+    changelist = reverse("admin:studyapp_generationrun_changelist")
+    page = owner_client.get(changelist).content.decode()
+    assert all(f'value="{name.replace("-", "_")}"' in page for name in RUN_ACTIONS)
+    response = owner_client.post(changelist, {"action": "cancel", "_selected_action": [run.pk]}, follow=True)
+    run.refresh_from_db()
+    assert run.state == GenerationRun.State.CANCELLED and "cancelled" in response.content.decode()
+    with django_capture_on_commit_callbacks() as sent:
+        response = owner_client.post(changelist, {"action": "resume", "_selected_action": [run.pk]}, follow=True)
+    assert len(sent) == 2 and "2 batch(es) queued" in response.content.decode()

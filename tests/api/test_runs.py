@@ -3,11 +3,13 @@
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from studyapp.models import GenerationBatch, GenerationRun, Method, Sweep
 from tests import factories
-from tests.runs.factories import FAST_STEPS, small_run
+from tests.runs.factories import FAST_STEPS, runs_with_images, small_run
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +97,24 @@ def test_api_refuses_an_invalid_sweep_and_keeps_nothing(owner_client):
     response = owner_client.post(reverse("api-sweep-list"), body, content_type="application/json")
     assert response.status_code == 400 and "w_s" in json.dumps(response.json())
     assert (Sweep.objects.count(), GenerationRun.objects.count()) == (0, 0)
+
+
+def test_the_run_list_makes_as_many_queries_for_ten_runs_as_for_one(owner_client):
+    def queries_for_the_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            body = owner_client.get(reverse("api-run-list")).json()
+        assert len(body) == GenerationRun.objects.count() and all("progress" in run for run in body)
+        return len(queries)
+
+    runs_with_images(1)
+    one = queries_for_the_list()
+    runs_with_images(9)
+    assert queries_for_the_list() == one
+
+
+def test_each_listed_run_carries_its_own_progress(owner_client):
+    first, second = runs_with_images(2)
+    factories.generated_image(second, second.batches.last().concept, second.batches.last().prompt, seed_index=1)
+    listed = {run["id"]: run["progress"] for run in owner_client.get(reverse("api-run-list")).json()}
+    assert (listed[first.pk]["done"], listed[second.pk]["done"]) == (1, 2)
+    assert listed[first.pk] == owner_client.get(reverse("api-run-detail", args=[first.pk])).json()["progress"]

@@ -57,3 +57,14 @@ def wait_for_other_sessions_to_close(timeout: float = 10) -> None:
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.2)
+
+
+def runs_with_images(count: int) -> list[GenerationRun]:
+    """`count` queued runs of two batches each, one image stored in each, one of them started and running."""
+    made = []
+    for _ in range(count):
+        run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"))
+        batch = run.batches.first()
+        factories.generated_image(run, batch.concept, batch.prompt, seed_index=0)
+        made.append(run)
+    return made

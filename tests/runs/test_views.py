@@ -1,14 +1,15 @@
 """Run pages and the image browser: staff only, progress from the database, actions from one table."""
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from studyapp.models import GenerationBatch, GenerationRun, Method
 from studyapp.runs.state import refresh_run
 from studyapp.runs.worker import run_batch
 from tests import factories
-from tests.runs.factories import small_run
+from tests.runs.factories import runs_with_images, small_run
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,19 @@ def test_the_run_page_shows_progress_from_the_database(owner_client, tiny_model)
     assert reverse("run-progress", args=[run.pk]) in page
     listing = owner_client.get(reverse("run-list")).content.decode()
     assert reverse("run-detail", args=[run.pk]) in listing
+
+
+def test_the_run_list_makes_as_many_queries_for_ten_runs_as_for_one(owner_client):
+    def queries_for_the_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            page = owner_client.get(reverse("run-list")).content.decode()
+        assert page.count("<progress ") == GenerationRun.objects.count()
+        return len(queries)
+
+    runs_with_images(1)
+    one = queries_for_the_list()
+    runs_with_images(9)
+    assert queries_for_the_list() == one
 
 
 def test_progress_json_reports_a_failed_run_with_its_message(owner_client):
