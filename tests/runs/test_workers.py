@@ -80,13 +80,27 @@ class Workers:
 
     def start(self) -> subprocess.Popen:
         number = len(self.processes) + 1
-        log = open(self.log_dir / f"worker{number}.log", "wb")
         command = [
-            sys.executable, "-m", "celery", "-A", "studyapp", "worker", "-Q", "gpu,cpu", "--pool=solo",
-            "--prefetch-multiplier=1", "-n", f"test{number}-{os.getpid()}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
-        ]  # fmt: skip
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "studyapp",
+            "worker",
+            "-Q",
+            "gpu,cpu",
+            "--pool=solo",
+            "--prefetch-multiplier=1",
+            "-n",
+            f"test{number}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+        ]
+        with open(self.log_dir / f"worker{number}.log", "wb") as log:  # the worker keeps its own copy of the file
+            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
@@ -117,7 +131,9 @@ class Workers:
                 self.kill(process)
 
     def logs(self) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.log_dir.glob("*.log"))
+        )
 
 
 @pytest.fixture
@@ -129,7 +145,9 @@ def workers(broker, media_root, tiny_model, tmp_path):
     wait_for_other_sessions_to_close()
 
 
-def wait_until(condition, workers: Workers, timeout: float = WAIT_SECONDS, what: str = "the runs to finish", every: float = 0.3):
+def wait_until(
+    condition, workers: Workers, timeout: float = WAIT_SECONDS, what: str = "the runs to finish", every: float = 0.3
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -165,9 +183,13 @@ def assert_exactly_once(run_list, media_root):
 
 def test_a_worker_completes_a_small_sweep(workers, media_root):
     sweep = Sweep.objects.create(
-        name="sw", sampler="mixed", grid=[{"w_s": 2.0, "w_c": 5.0}, {"w_s": 5.0, "w_c": 2.0}],
-        prompt_set=factories.prompt_set(), seed_indices=[0, 1], steps=FAST_STEPS,
-    )  # fmt: skip
+        name="sw",
+        sampler="mixed",
+        grid=[{"w_s": 2.0, "w_c": 5.0}, {"w_s": 5.0, "w_c": 2.0}],
+        prompt_set=factories.prompt_set(),
+        seed_indices=[0, 1],
+        steps=FAST_STEPS,
+    )
     concept = factories.concept()
     sweep.concepts.add(concept)
     add_reference_image(concept, "ref.png", check_image_bytes(factories.png_bytes((90, 60, 30))))
@@ -213,7 +235,10 @@ def test_a_failing_run_is_marked_failed_while_other_runs_complete(workers, media
 
 def test_two_workers_on_one_run_with_duplicated_messages_store_each_image_once(workers, media_root):
     workers.start_ready(2)
-    run = small_run(concepts=2, templates=("a {concept} in the snow", "a {concept} on the beach"), seeds=(0, 1))
+    # Batches long enough (about a second each) that the second worker's first fetch lands while the
+    # first is still busy: at two steps, one worker could finish all four before the other woke up.
+    templates = ("a {concept} in the snow", "a {concept} on the beach")
+    run = small_run(concepts=2, templates=templates, seeds=(0, 1), steps=12)
     send_batches(list(run.batches.values_list("pk", flat=True)))  # every task twice
     wait_until(lambda: finished(run), workers)
     assert_exactly_once([run], media_root)
