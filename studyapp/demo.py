@@ -1,0 +1,128 @@
+"""The demo study: two subjects, three samplers on the offline tiny model, their images scored, a published
+study and simulated raters. Seeding twice adds nothing; `manage.py demo` (and `make demo`) call this."""
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from studyapp.catalog.dreambooth import get_or_create_subject, load_prompt_sets, prompt_set_for_kind
+from studyapp.catalog.images import check_image_bytes
+from studyapp.catalog.importers import add_reference_image
+from studyapp.catalog.methods import validate_method
+from studyapp.models import Comparison, Concept, GenerationRun, Method, PromptSet, Study
+from studyapp.rating.simulation import simulate_raters
+from studyapp.runs.scoring import score_run
+from studyapp.runs.worker import generate_batch
+from studyapp.studies.publishing import publish
+
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+DEMO_SUBJECTS = [("dog", "dog", "live"), ("teapot", "teapot", "object")]
+DEMO_METHODS = [
+    ("demo-base", "base", {}),
+    ("demo-mixed", "mixed", {}),
+    ("demo-switching", "switching", {}),
+]
+DEMO_STUDY = "demo"
+
+
+def seed_demo(prompts: int, seeds: int, steps: int, simulated_raters: int, say: Callable[[str], None]) -> Study:
+    """Everything the demo shows; `say` hears one line per run and about the simulated raters."""
+    load_prompt_sets()
+    concepts = [demo_concept(*subject) for subject in DEMO_SUBJECTS]
+    methods = [demo_method(name, sampler, params, steps) for name, sampler, params in DEMO_METHODS]
+    for method in methods:
+        for concept in concepts:
+            run = generate_in_process(method, concept, prompts, list(range(seeds)), steps)
+            scored = score_run(run.pk).scored
+            say(f"  {run}: {run.images.count()} images, {scored} scored with the tiny CLIP/DINO")
+    study = demo_study(methods)
+    answers = simulate_raters(study, simulated_raters)
+    if simulated_raters:
+        say(
+            f"  {simulated_raters} simulated raters ('simulated-*') stored {answers} answers"
+            " (they prefer method A 60% of the time)"
+        )
+    return study
+
+
+def demo_concept(slug: str, superclass: str, kind: str) -> Concept:
+    concept, _ = get_or_create_subject(slug, superclass, kind)
+    for path in sorted((DEMO_DATA / slug).glob("*.jpg")):
+        add_reference_image(concept, path.name, check_image_bytes(path.read_bytes(), name=str(path)))
+    return concept
+
+
+def demo_method(name: str, sampler: str, params: dict, steps: int) -> Method:
+    method, created = Method.objects.get_or_create(
+        name=name,
+        defaults={
+            "sampler": sampler,
+            "params": params,
+            "steps": steps,
+            "description": f"The {sampler} sampler on the offline tiny model.",
+        },
+    )
+    if created:
+        validate_method(method)  # fills in the sampler's default parameters
+        method.save()
+    return method
+
+
+def generate_in_process(
+    method: Method, concept: Concept, prompt_count: int, seed_indices: list[int], steps: int
+) -> GenerationRun:
+    """A run of the first prompts of the concept's prompt set, generated here rather than by workers."""
+    prompt_set = PromptSet.objects.get(slug=prompt_set_for_kind(concept.kind))
+    run, _ = GenerationRun.objects.get_or_create(
+        method=method,
+        prompt_set=prompt_set,
+        label=f"demo {method.name} {concept.slug}",
+        defaults={"seed_indices": seed_indices, "params": method.params, "steps": steps},
+    )
+    run.concepts.add(concept)
+    selected = list(prompt_set.prompts.all()[:prompt_count])
+    run.images_total = len(selected) * len(seed_indices)
+    run.state, run.started = GenerationRun.State.RUNNING, run.started or timezone.now()
+    run.save()
+    for prompt in selected:
+        generate_batch(run.pk, concept.pk, prompt.pk, seed_indices)
+    run.state, run.finished = GenerationRun.State.DONE, timezone.now()
+    run.save()
+    return run
+
+
+@transaction.atomic
+def demo_study(methods: list[Method]) -> Study:
+    """The published demo study: every method against the first one."""
+    study, created = Study.objects.get_or_create(
+        slug=DEMO_STUDY,
+        defaults={
+            "title": "Demo: samplers on the tiny model",
+            "instructions": "You will see photos of a subject, a text, and two generated images. "
+            'Answer three questions about the two images. If you cannot tell, choose "Can\'t decide".',
+            "consent_text": "This is a demo study. Your answers are stored without your name.",
+            "pairs_per_rater": 10,
+            "ratings_per_pair": 2,
+            "completion_code": "DEMO-DONE",
+        },
+    )
+    if created:
+        base = methods[0]
+        for position, other in enumerate(methods[1:]):
+            Comparison.objects.create(study=study, method_a=other, method_b=base, position=position)
+        publish(study)
+    return Study.objects.get(pk=study.pk)
+
+
+def reset_admin_password() -> str:
+    """The demo's superuser 'admin', with a fresh password (returned)."""
+    password = secrets.token_urlsafe(9)
+    user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return password
