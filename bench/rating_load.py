@@ -100,9 +100,20 @@ def seed_study(pairs: int):
     from django.db import transaction
 
     from studyapp.models import (
-        Answer, Assignment, Comparison, Concept, GeneratedImage, GenerationRun, Method, Pair, Prompt, PromptSet, Rater,
-        ReferenceImage, Study,
-    )  # fmt: skip
+        Answer,
+        Assignment,
+        Comparison,
+        Concept,
+        GeneratedImage,
+        GenerationRun,
+        Method,
+        Pair,
+        Prompt,
+        PromptSet,
+        Rater,
+        ReferenceImage,
+        Study,
+    )
     from tests.factories import png_bytes
 
     slug = f"bench-{pairs}"
@@ -118,21 +129,32 @@ def seed_study(pairs: int):
         if not concept.references.exists():
             for index in range(4):
                 reference = ReferenceImage(concept=concept, content_hash=f"{index:064d}", original_name=f"{index}.png")
-                reference.image.save(f"{index}.png", ContentFile(png_bytes((30 * index, 90, 160), (256, 256))), save=False)
+                reference.image.save(
+                    f"{index}.png", ContentFile(png_bytes((30 * index, 90, 160), (256, 256))), save=False
+                )
                 reference.save()
         prompts = PromptSet.objects.create(slug=f"{slug}-prompts", name="bench prompts")
         for position in range(25):
             Prompt.objects.create(prompt_set=prompts, position=position, template=f"a {{concept}} in scene {position}")
         seeds = -(-pairs // 25)
         methods = [
-            Method.objects.get_or_create(name=f"{slug}-{sampler}", defaults={"sampler": sampler})[0] for sampler in ("base", "mixed")
+            Method.objects.get_or_create(name=f"{slug}-{sampler}", defaults={"sampler": sampler})[0]
+            for sampler in ("base", "mixed")
         ]
         images = {}
-        for method, color in zip(methods, ((200, 40, 40), (40, 40, 200))):
+        for method, color in zip(methods, ((200, 40, 40), (40, 40, 200)), strict=False):
             name = default_storage.save(f"generated/bench/{method.name}.png", ContentFile(png_bytes(color, (512, 512))))
             run = GenerationRun.objects.create(method=method, prompt_set=prompts, state=GenerationRun.State.DONE)
             rows = [
-                GeneratedImage(run=run, method=method, concept=concept, prompt=prompt, seed_index=seed, content_hash=f"{method.pk}-{seed}", file=name)
+                GeneratedImage(
+                    run=run,
+                    method=method,
+                    concept=concept,
+                    prompt=prompt,
+                    seed_index=seed,
+                    content_hash=f"{method.pk}-{seed}",
+                    file=name,
+                )
                 for prompt in prompts.prompts.all()
                 for seed in range(seeds)
             ]
@@ -141,10 +163,19 @@ def seed_study(pairs: int):
         comparison = Comparison.objects.create(study=study, method_a=methods[1], method_b=methods[0])
         rng = random.Random(0)
         rows = [
-            Pair(study=study, comparison=comparison, image_a=a, image_b=b, concept=concept, prompt_id=a.prompt_id,
-                 seed_index=a.seed_index, in_overlap=rng.random() < 0.1, target_ratings=3)
-            for a, b in list(zip(images[methods[1].pk], images[methods[0].pk]))[:pairs]
-        ]  # fmt: skip
+            Pair(
+                study=study,
+                comparison=comparison,
+                image_a=a,
+                image_b=b,
+                concept=concept,
+                prompt_id=a.prompt_id,
+                seed_index=a.seed_index,
+                in_overlap=rng.random() < 0.1,
+                target_ratings=3,
+            )
+            for a, b in list(zip(images[methods[1].pk], images[methods[0].pk], strict=False))[:pairs]
+        ]
         Pair.objects.bulk_create(rows, batch_size=2000)
         study.state = Study.State.PUBLISHED
         study.save()
@@ -162,9 +193,17 @@ def analyze() -> None:
 
 def start_gunicorn(args, env: dict) -> subprocess.Popen:
     command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"), "studyapp.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
-        "--workers", str(args.workers), "--log-level", "warning", "--timeout", "60",
-    ]  # fmt: skip
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "studyapp.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--log-level",
+        "warning",
+        "--timeout",
+        "60",
+    ]
     if args.threads > 1:
         command += ["--worker-class", "gthread", "--threads", str(args.threads)]
     server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "PYTHONWARNINGS": "ignore"})
@@ -252,7 +291,12 @@ def run_rater(port: int, link: str, deadline: float, think: float, images: bool,
         if think:
             time.sleep(think * rng.uniform(0.5, 1.5))
         answer = {q: rng.choice("120") for q in ("text", "image", "overall")}
-        body = {"assignment": token.group(1), "csrfmiddlewaretoken": CSRF.search(html).group(1), "response_ms": "4000", **answer}
+        body = {
+            "assignment": token.group(1),
+            "csrfmiddlewaretoken": CSRF.search(html).group(1),
+            "response_ms": "4000",
+            **answer,
+        }
         recorder.timed("submit", port, "POST", f"{home}answer", 303, body=body, cookies=cookies)
         with recorder.lock:
             recorder.loops += 1
@@ -304,7 +348,7 @@ def run_phase(port: int, link: str, raters: int, seconds: float, think: float, i
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def summarize(recorder: Recorder, elapsed: float, raters: int, think: float) -> dict:
@@ -356,7 +400,10 @@ def count_queries(study) -> dict:
             client.post(f"{home}answer", {"assignment": token, "text": "1", "image": "2", "overall": "0"})
         counts["submit"].append(len(captured.captured_queries))
     # The first page claims two pairs (on screen + lookahead); later ones claim one.
-    return {kind: {"first": values[0], "steady_median": statistics.median(values[1:]), "max": max(values)} for kind, values in counts.items()}
+    return {
+        kind: {"first": values[0], "steady_median": statistics.median(values[1:]), "max": max(values)}
+        for kind, values in counts.items()
+    }
 
 
 def explain_claim(study) -> str:
@@ -364,8 +411,8 @@ def explain_claim(study) -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from studyapp.rating.assignment import CANDIDATES, claim_queue
     from studyapp.models import Pair
+    from studyapp.rating.assignment import CANDIDATES, claim_queue
 
     rater = study.raters.order_by("-id").first()
     with transaction.atomic():
@@ -380,7 +427,11 @@ def main() -> int:
         if not database.startswith("postgres"):
             print(f"SKIPPED: needs a PostgreSQL DATABASE_URL, got {database!r}")
         return 0
-    env = {"DATABASE_URL": database, "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"), "DEBUG": "0"}
+    env = {
+        "DATABASE_URL": database,
+        "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
+        "DEBUG": "0",
+    }
     setup_django(env)
     started = time.monotonic()
     study = seed_study(args.pairs)
@@ -395,7 +446,9 @@ def main() -> int:
     connection.close()
     socket.setdefaulttimeout(60)
     server = start_gunicorn(args, env)
-    config = f"gunicorn {'gthread' if args.threads > 1 else 'sync'} x{args.workers}" + (f" x{args.threads} threads" if args.threads > 1 else "")
+    config = f"gunicorn {'gthread' if args.threads > 1 else 'sync'} x{args.workers}" + (
+        f" x{args.threads} threads" if args.threads > 1 else ""
+    )
     results = {"server": config, "pairs": args.pairs, "queries": queries, "claim_plan": plan.splitlines()}
     try:
         images = not args.no_images
@@ -407,7 +460,13 @@ def main() -> int:
         print(json.dumps(results["human_pace"], indent=1))
         if args.saturation_raters:
             results["saturation"] = run_phase(
-                args.port, study.open_link_token, args.saturation_raters, args.saturation_duration, 0.0, images, measured
+                args.port,
+                study.open_link_token,
+                args.saturation_raters,
+                args.saturation_duration,
+                0.0,
+                images,
+                measured,
             )
             print(f"\nsaturation: {args.saturation_raters} raters, no think time:")
             print(json.dumps(results["saturation"], indent=1))

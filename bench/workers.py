@@ -22,8 +22,14 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/runs_bench"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/2"
-TEMPLATES = ["a {concept} in the snow", "a {concept} on the beach", "a {concept} in a city", "a {concept} in the jungle",
-             "a {concept} on a wooden floor", "a {concept} with a city in the background"]  # fmt: skip
+TEMPLATES = [
+    "a {concept} in the snow",
+    "a {concept} on the beach",
+    "a {concept} in a city",
+    "a {concept} in the jungle",
+    "a {concept} on a wooden floor",
+    "a {concept} with a city in the background",
+]
 
 
 def ensure_database(url: str) -> None:
@@ -67,12 +73,28 @@ def start_workers(count: int, env: dict, log_dir: Path) -> list[subprocess.Popen
     threads = str(max(1, (os.cpu_count() or 1) // count))
     processes = []
     for number in range(count):
-        log = open(log_dir / f"worker{number}.log", "wb")
-        command = [sys.executable, "-m", "celery", "-A", "studyapp", "worker", "-Q", "gpu,cpu", "--pool=solo",
-                   "--prefetch-multiplier=1", "-n", f"bench{number}-{os.getpid()}@%h", "--without-gossip",
-                   "--without-mingle", "--without-heartbeat", "-l", "warning"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "studyapp",
+            "worker",
+            "-Q",
+            "gpu,cpu",
+            "--pool=solo",
+            "--prefetch-multiplier=1",
+            "-n",
+            f"bench{number}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+        ]
         worker_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": threads}
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT))
+        with open(log_dir / f"worker{number}.log", "wb") as log:  # the worker keeps its own copy of the file
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT))
     return processes
 
 
@@ -84,8 +106,8 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 def submit(prompts: int, seeds: int, steps: int, label: str):
-    from studyapp.runs.launch import create_run
     from studyapp.models import Concept, Method, Prompt, PromptSet
+    from studyapp.runs.launch import create_run
 
     concept, _ = Concept.objects.get_or_create(slug="bench-dog", defaults={"superclass": "dog", "kind": "live"})
     method, _ = Method.objects.get_or_create(name="bench-mixed", defaults={"sampler": "mixed", "params": {}})
@@ -93,7 +115,12 @@ def submit(prompts: int, seeds: int, steps: int, label: str):
     for position, template in enumerate(TEMPLATES[:prompts], start=1):
         Prompt.objects.get_or_create(prompt_set=prompt_set, position=position, defaults={"template": template})
     return create_run(
-        method=method, prompt_set=prompt_set, concepts=[concept], seed_indices=list(range(seeds)), steps=steps, label=label
+        method=method,
+        prompt_set=prompt_set,
+        concepts=[concept],
+        seed_indices=list(range(seeds)),
+        steps=steps,
+        label=label,
     )
 
 
@@ -127,9 +154,16 @@ def direct(args, model_dir: Path) -> float:
 
     def request(template: str, seeds: int) -> GenerationRequest:
         return GenerationRequest(
-            model=str(model_dir), concept_token="sks", superclass="dog", prompt_template=template, sampler="mixed",
-            params={}, seed_indices=list(range(seeds)), steps=args.steps, device="cpu",
-        )  # fmt: skip
+            model=str(model_dir),
+            concept_token="sks",
+            superclass="dog",
+            prompt_template=template,
+            sampler="mixed",
+            params={},
+            seed_indices=list(range(seeds)),
+            steps=args.steps,
+            device="cpu",
+        )
 
     generate(request(TEMPLATES[0], 1))
     began = time.perf_counter()

@@ -11,19 +11,24 @@ def media_root_writable(app_configs, **kwargs):
     root = settings.MEDIA_ROOT
     probe = root if os.path.exists(root) else os.path.dirname(os.path.abspath(root))
     if not os.access(probe, os.W_OK):
-        return [Error(f"MEDIA_ROOT {root} is not writable", hint="Point MEDIA_ROOT at a writable folder.", id="studyapp.E001")]
+        return [
+            Error(
+                f"MEDIA_ROOT {root} is not writable", hint="Point MEDIA_ROOT at a writable folder.", id="studyapp.E001"
+            )
+        ]
     return []
 
 
 @register()
 def generation_model_exists(app_configs, **kwargs):
     model = settings.GENERATION_MODEL
-    looks_local = model.startswith(("/", ".", "~")) or os.sep in model and not _looks_like_hub_id(model)
+    looks_local = model.startswith(("/", ".", "~")) or (os.sep in model and not _looks_like_hub_id(model))
     if model and looks_local and not os.path.isdir(os.path.expanduser(model)):
         return [
             Error(
                 f"GENERATION_MODEL {model!r} is not a folder",
-                hint="Use a hub id such as 'stabilityai/stable-diffusion-2-base' or a local folder in diffusers layout.",
+                hint="Use a hub id such as 'stabilityai/stable-diffusion-2-base' or a local folder in diffusers "
+                "layout.",
                 id="studyapp.E002",
             )
         ]

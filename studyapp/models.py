@@ -106,7 +106,9 @@ class Prompt(models.Model):
 
     def clean(self) -> None:
         if "{concept}" not in self.template:
-            raise ValidationError({"template": "The template needs a {concept} placeholder, e.g. 'a {concept} in the snow'."})
+            raise ValidationError(
+                {"template": "The template needs a {concept} placeholder, e.g. 'a {concept} in the snow'."}
+            )
 
     def render(self, phrase: str) -> str:
         return self.template.replace("{concept}", phrase)
@@ -421,6 +423,9 @@ class Assignment(models.Model):
             models.Index(fields=["pair", "state", "expires"], name="assignment_pair_live"),
         ]
 
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.state})"
+
 
 class Answer(models.Model):
     """One rater's judgement of one pair, in method space: 'a' means the comparison's method A won."""
@@ -437,7 +442,9 @@ class Answer(models.Model):
     image = models.CharField(max_length=3, choices=Choice.choices)
     overall = models.CharField(max_length=3, choices=Choice.choices)
     left_is_a = models.BooleanField()
-    screen_answers = models.JSONField(default=dict, help_text="What was clicked on screen: '1', '2' or '0' per question.")
+    screen_answers = models.JSONField(
+        default=dict, help_text="What was clicked on screen: '1', '2' or '0' per question."
+    )
     response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="From both images loaded to submit.")
     submitted = models.DateTimeField(default=timezone.now)
 
@@ -469,6 +476,9 @@ class AnalysisSnapshot(models.Model):
     class Meta:
         ordering = ["-created"]
 
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} of study {self.study_id}" + (f" ({self.label})" if self.label else "")
+
 
 class Sweep(models.Model):
     """A grid of sampler hyper-parameters; it becomes one method and one run per grid point."""
@@ -477,10 +487,14 @@ class Sweep(models.Model):
     sampler = models.CharField(max_length=32)
     preset = models.CharField(max_length=32, blank=True, help_text="A named grid; blank to give the grid yourself.")
     grid = models.JSONField(
-        default=list, blank=True, help_text='A list of parameter objects, e.g. [{"w_s": 1}, {"w_s": 2}]; blank uses the preset.'
+        default=list,
+        blank=True,
+        help_text='A list of parameter objects, e.g. [{"w_s": 1}, {"w_s": 2}]; blank uses the preset.',
     )
     base_model = models.CharField(max_length=500, blank=True, help_text="Blank uses the GENERATION_MODEL setting.")
-    personalization = models.CharField(max_length=500, blank=True, help_text="'{concept}' is replaced by the concept slug.")
+    personalization = models.CharField(
+        max_length=500, blank=True, help_text="'{concept}' is replaced by the concept slug."
+    )
     steps = models.PositiveIntegerField(default=50)
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="sweeps")
     concepts = models.ManyToManyField(Concept, related_name="sweeps")

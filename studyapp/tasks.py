@@ -36,4 +36,6 @@ def score_run(run_id: int) -> int:
 
 
 # `celery beat` imports this module before it reads the schedule; CELERY_BEAT_SCHEDULE can override it.
-app.add_periodic_task(float(settings.GENERATION_RECONCILE_SECONDS), reconcile_runs.s(), name="reconcile generation runs")
+app.add_periodic_task(
+    float(settings.GENERATION_RECONCILE_SECONDS), reconcile_runs.s(), name="reconcile generation runs"
+)

@@ -38,7 +38,9 @@ def jpeg_bytes(color=(30, 200, 30), size=(40, 30), exif_orientation: int | None 
 
 
 def concept(slug=None, superclass="dog", kind="live", token="sks") -> Concept:
-    return Concept.objects.create(slug=slug or f"concept{next(_counter)}", superclass=superclass, kind=kind, concept_token=token)
+    return Concept.objects.create(
+        slug=slug or f"concept{next(_counter)}", superclass=superclass, kind=kind, concept_token=token
+    )
 
 
 def prompt_set(slug=None, templates=("a {concept} in the snow", "a {concept} on the beach")) -> PromptSet:
@@ -51,14 +53,18 @@ def prompt_set(slug=None, templates=("a {concept} in the snow", "a {concept} on 
 def method(name=None, sampler="base", params=None, kind=Method.Kind.SAMPLER) -> Method:
     if kind == Method.Kind.EXTERNAL:
         sampler, params = "", {}
-    return Method.objects.create(name=name or f"method{next(_counter)}", kind=kind, sampler=sampler, params=params or {})
+    return Method.objects.create(
+        name=name or f"method{next(_counter)}", kind=kind, sampler=sampler, params=params or {}
+    )
 
 
 def run(for_method: Method, prompts: PromptSet | None = None) -> GenerationRun:
     return GenerationRun.objects.create(method=for_method, prompt_set=prompts, state=GenerationRun.State.DONE)
 
 
-def generated_image(for_run: GenerationRun, for_concept: Concept, prompt: Prompt, seed_index=0, color=None) -> GeneratedImage:
+def generated_image(
+    for_run: GenerationRun, for_concept: Concept, prompt: Prompt, seed_index=0, color=None
+) -> GeneratedImage:
     data = png_bytes(color or (next(_counter) % 255, 100, 150))
     image = GeneratedImage(
         run=for_run,
@@ -75,7 +81,9 @@ def generated_image(for_run: GenerationRun, for_concept: Concept, prompt: Prompt
     return image
 
 
-def study_with_images(methods=2, concepts=1, seeds=2, templates=("a {concept} in the snow", "a {concept} on the beach")):
+def study_with_images(
+    methods=2, concepts=1, seeds=2, templates=("a {concept} in the snow", "a {concept} on the beach")
+):
     """A draft study comparing method 1..n against method 0, with images for every slot."""
     prompts = prompt_set(templates=templates)
     subjects = [concept() for _ in range(concepts)]

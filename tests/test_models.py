@@ -70,7 +70,12 @@ def test_regular_pair_needs_a_comparison():
     study, pair = _one_pair()
     with pytest.raises(IntegrityError), transaction.atomic():
         Pair.objects.create(
-            study=study, kind="regular", image_a=pair.image_a, image_b=pair.image_b, concept=pair.concept, prompt=pair.prompt
+            study=study,
+            kind="regular",
+            image_a=pair.image_a,
+            image_b=pair.image_b,
+            concept=pair.concept,
+            prompt=pair.prompt,
         )
 
 
@@ -80,10 +85,14 @@ def test_one_answer_per_assignment():
     from django.utils import timezone
 
     assignment = Assignment.objects.create(rater=rater, pair=pair, position=1, left_is_a=True, expires=timezone.now())
-    Answer.objects.create(rater=rater, pair=pair, assignment=assignment, text="a", image="a", overall="a", left_is_a=True)
+    Answer.objects.create(
+        rater=rater, pair=pair, assignment=assignment, text="a", image="a", overall="a", left_is_a=True
+    )
     other = Rater.objects.create(study=study, source="open", external_id="r2")
     with pytest.raises(IntegrityError), transaction.atomic():
-        Answer.objects.create(rater=other, pair=pair, assignment=assignment, text="a", image="a", overall="a", left_is_a=True)
+        Answer.objects.create(
+            rater=other, pair=pair, assignment=assignment, text="a", image="a", overall="a", left_is_a=True
+        )
 
 
 def test_prompt_renders_concept_and_superclass_prompts():

@@ -74,8 +74,10 @@ class ConceptAdmin(admin.ModelAdmin):
     inlines = [ReferenceImageInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            photo_total=Count("references", distinct=True), image_total=Count("images", distinct=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(photo_total=Count("references", distinct=True), image_total=Count("images", distinct=True))
         )
 
     @admin.display(description="photos", ordering="photo_total")
@@ -124,7 +126,7 @@ class MethodForm(forms.ModelForm):
     class Meta:
         model = Method
         fields = ["name", "description", "kind", "sampler", "params", "base_model", "personalization", "steps"]
-        help_texts = {"params": "JSON, e.g. {\"w_s\": 3.5}. Missing values take the paper's defaults."}
+        help_texts = {"params": 'JSON, e.g. {"w_s": 3.5}. Missing values take the paper\'s defaults.'}
 
     def clean(self):
         data = super().clean()

@@ -12,7 +12,7 @@ from studyapp.catalog.methods import sampler_names
 from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
 from studyapp.runs.actions import RUN_ACTIONS, RunAction, perform
 from studyapp.runs.launch import queue_run
-from studyapp.runs.progress import RunProgress, run_progress
+from studyapp.runs.progress import RunProgress, run_progress, runs_progress
 from studyapp.runs.sweeps import launch_sweep, presets, validate_sweep
 from studyapp.runs.validation import validate_run
 
@@ -42,7 +42,11 @@ class RunForm(forms.ModelForm):
             return data
         try:
             self.instance.params = validate_run(
-                data["method"], data.get("prompt_set"), list(data.get("concepts") or []), data.get("seed_indices"), data.get("steps")
+                data["method"],
+                data.get("prompt_set"),
+                list(data.get("concepts") or []),
+                data.get("seed_indices"),
+                data.get("steps"),
             )
         except ValidationError as exc:
             raise ValidationError(exc.message_dict) from None
@@ -96,7 +100,22 @@ class GenerationRunAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ["state", "error", "started", "finished"]
-        return ["progress", "page", "method", "prompt_set", "concepts", "seed_indices", "steps", "params", "sweep", "state", "error", "images_total", "started", "finished"]
+        return [
+            "progress",
+            "page",
+            "method",
+            "prompt_set",
+            "concepts",
+            "seed_indices",
+            "steps",
+            "params",
+            "sweep",
+            "state",
+            "error",
+            "images_total",
+            "started",
+            "finished",
+        ]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -132,7 +151,18 @@ class SweepForm(forms.ModelForm):
 
     class Meta:
         model = Sweep
-        fields = ["name", "sampler", "preset", "grid", "prompt_set", "concepts", "seed_indices", "steps", "base_model", "personalization"]
+        fields = [
+            "name",
+            "sampler",
+            "preset",
+            "grid",
+            "prompt_set",
+            "concepts",
+            "seed_indices",
+            "steps",
+            "base_model",
+            "personalization",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -164,19 +194,16 @@ class SweepAdmin(admin.ModelAdmin):
 
     @admin.display(description="runs")
     def run_links(self, obj):
-        items = format_html_join(
-            "",
-            '<li><a href="{}">{}</a> {}</li>',
-            ((reverse("run-detail", args=[run.pk]), run, progress_bar(run)) for run in obj.runs.select_related("method")),
-        )
-        return format_html("<ul>{}</ul>", items)
+        sweep_runs = list(obj.runs.select_related("method"))
+        progress = runs_progress(sweep_runs)
+        rows = ((reverse("run-detail", args=[run.pk]), run, progress_bar(run, progress[run.pk])) for run in sweep_runs)
+        return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a> {}</li>', rows))
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if not change:
             made = launch_sweep(form.instance)
             self.message_user(request, f"{len(made)} run(s) queued.")
-
 
 
 @admin.register(GeneratedImage)

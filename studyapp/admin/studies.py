@@ -44,6 +44,17 @@ class ComparisonInline(admin.TabularInline):
 
 
 STUDY_FORM_DESIGN_FIELDS = [name.removesuffix("_id") for name in DESIGN_FIELDS]
+# The design fields of the "Design" section (the questions and rater texts have sections of their own).
+DESIGN_FIELDS_SHOWN = [
+    "ratings_per_pair",
+    "overlap_fraction",
+    "overlap_ratings",
+    "pairs_per_rater",
+    "gold_rate",
+    "attention_rate",
+    "random_seed",
+    "exclusion_rules",
+]
 
 
 class StudyForm(forms.ModelForm):
@@ -56,7 +67,20 @@ class StudyForm(forms.ModelForm):
 
     class Meta:
         model = Study
-        fields = "__all__"
+        fields = [
+            "title",
+            "slug",
+            *DESIGN_FIELDS_SHOWN,
+            "question_text",
+            "question_image",
+            "question_overall",
+            "consent_text",
+            "instructions",
+            "completion_code",
+            "completion_url",
+            "screenout_url",
+            "lease_seconds",
+        ]
 
 
 def _build(study: Study) -> str:
@@ -107,15 +131,23 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
     fieldsets = [
         (
             None,
-            {"fields": ["title", "slug", "state", "version", "previous_version", "open_link_token", "published", "results_link"]},
+            {
+                "fields": [
+                    "title",
+                    "slug",
+                    "state",
+                    "version",
+                    "previous_version",
+                    "open_link_token",
+                    "published",
+                    "results_link",
+                ]
+            },
         ),
         (
             "Design",
             {
-                "fields": [
-                    "ratings_per_pair", "overlap_fraction", "overlap_ratings", "pairs_per_rater",
-                    "gold_rate", "attention_rate", "random_seed", "exclusion_rules",
-                ],
+                "fields": DESIGN_FIELDS_SHOWN,
                 "description": "Frozen when the study is published. Pairs are built from the comparisons below.",
             },
         ),
@@ -128,7 +160,7 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
             "Finishing (can be corrected after publishing)",
             {"fields": ["completion_code", "completion_url", "screenout_url", "lease_seconds"]},
         ),
-    ]  # fmt: skip
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_frozen:
@@ -150,10 +182,14 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
         return {} if obj is not None and obj.is_frozen else self.prepopulated_fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            pair_total=Count("pairs", distinct=True),
-            rater_total=Count("raters", distinct=True),
-            answer_total=Count("pairs__answers", distinct=True),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                pair_total=Count("pairs", distinct=True),
+                rater_total=Count("raters", distinct=True),
+                answer_total=Count("pairs__answers", distinct=True),
+            )
         )
 
     @admin.display(description="pairs", ordering="pair_total")
@@ -215,7 +251,7 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view(self.setup_view)
         setup_url = path("<path:object_id>/setup/", view, name="studyapp_study_setup")
-        return [setup_url] + super().get_urls()
+        return [setup_url, *super().get_urls()]
 
     def setup_view(self, request, object_id):
         study = self.get_object(request, object_id)
@@ -300,9 +336,17 @@ class PairAdmin(admin.ModelAdmin):
     """Pairs are built by the set-up page; here they can be looked at, not edited."""
 
     list_display = [
-        "id", "study", "kind", "comparison", "concept", "seed_index",
-        "ratings_count", "target_ratings", "in_overlap", "expected",
-    ]  # fmt: skip
+        "id",
+        "study",
+        "kind",
+        "comparison",
+        "concept",
+        "seed_index",
+        "ratings_count",
+        "target_ratings",
+        "in_overlap",
+        "expected",
+    ]
     list_filter = ["study", "kind", "in_overlap"]
     list_select_related = ["study", "comparison__method_a", "comparison__method_b", "concept"]
     raw_id_fields = ["image_a", "image_b"]

@@ -48,8 +48,8 @@ class SnapshotDetailSerializer(SnapshotSerializer):
     matches_current_data = serializers.SerializerMethodField()
 
     class Meta(SnapshotSerializer.Meta):
-        fields = SnapshotSerializer.Meta.fields + ["matches_current_data", "results"]
-        read_only_fields = SnapshotSerializer.Meta.fields + ["results"]
+        fields = [*SnapshotSerializer.Meta.fields, "matches_current_data", "results"]
+        read_only_fields = [*SnapshotSerializer.Meta.fields, "results"]
 
     def get_matches_current_data(self, snapshot) -> bool:
         return snapshot_matches_current_data(snapshot)

@@ -31,9 +31,23 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = GenerationRun
         fields = [
-            "id", "label", "method", "prompt_set", "concepts", "seed_indices", "steps", "params", "sweep",
-            "state", "error", "images_total", "created", "started", "finished", "progress",
-        ]  # fmt: skip
+            "id",
+            "label",
+            "method",
+            "prompt_set",
+            "concepts",
+            "seed_indices",
+            "steps",
+            "params",
+            "sweep",
+            "state",
+            "error",
+            "images_total",
+            "created",
+            "started",
+            "finished",
+            "progress",
+        ]
         read_only_fields = ["params", "state", "error", "images_total", "created", "started", "finished"]
 
     def get_progress(self, run) -> dict:
@@ -79,7 +93,9 @@ class RunAction(APIView):
     @extend_schema(
         operation_id="runs_action",
         request=None,
-        responses=inline_serializer("RunActionResult", {"queued_batches": serializers.IntegerField(), "progress": serializers.DictField()}),
+        responses=inline_serializer(
+            "RunActionResult", {"queued_batches": serializers.IntegerField(), "progress": serializers.DictField()}
+        ),
     )
     def post(self, request, pk: int, action: str):
         run = generics.get_object_or_404(GenerationRun, pk=pk)
@@ -101,9 +117,20 @@ class SweepSerializer(serializers.ModelSerializer):
     class Meta:
         model = Sweep
         fields = [
-            "id", "name", "sampler", "preset", "grid", "base_model", "personalization", "steps", "prompt_set",
-            "concepts", "seed_indices", "created", "runs",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "sampler",
+            "preset",
+            "grid",
+            "base_model",
+            "personalization",
+            "steps",
+            "prompt_set",
+            "concepts",
+            "seed_indices",
+            "created",
+            "runs",
+        ]
         read_only_fields = ["created"]
 
     def create(self, data):

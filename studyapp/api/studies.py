@@ -27,9 +27,20 @@ class StudySerializer(serializers.ModelSerializer):
     class Meta:
         model = Study
         fields = [
-            "id", "slug", "title", "state", "version", "previous_version", "ratings_per_pair", "pairs_per_rater",
-            "exclusion_rules", "random_seed", "created", "published", "comparisons",
-        ]  # fmt: skip
+            "id",
+            "slug",
+            "title",
+            "state",
+            "version",
+            "previous_version",
+            "ratings_per_pair",
+            "pairs_per_rater",
+            "exclusion_rules",
+            "random_seed",
+            "created",
+            "published",
+            "comparisons",
+        ]
 
 
 _studies = Study.objects.prefetch_related("comparisons__method_a", "comparisons__method_b")

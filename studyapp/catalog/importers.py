@@ -180,7 +180,9 @@ def read_manifest(path: str | Path) -> list[dict]:
         reader = csv.DictReader(text.splitlines())
         missing = [column for column in MANIFEST_COLUMNS if column not in (reader.fieldnames or [])]
         if missing:
-            raise ImportRefused(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(MANIFEST_COLUMNS)}")
+            raise ImportRefused(
+                f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(MANIFEST_COLUMNS)}"
+            )
         return list(reader)
     raise ImportRefused(f"{path}: expected a .csv or .json manifest, got {path.suffix or 'no extension'}")
 
@@ -242,11 +244,7 @@ def _resolve_prompt(text: str, concept: Concept, prompt_set: str, fail) -> Promp
     candidates = Prompt.objects.select_related("prompt_set")
     if prompt_set:
         candidates = candidates.filter(prompt_set__slug=prompt_set)
-    matches = [
-        p
-        for p in candidates
-        if text in (p.template, p.concept_prompt(concept), p.superclass_prompt(concept))
-    ]
+    matches = [p for p in candidates if text in (p.template, p.concept_prompt(concept), p.superclass_prompt(concept))]
     if len(matches) > 1:
         preferred = [p for p in matches if p.prompt_set.slug == prompt_set_for_kind(concept.kind)]
         matches = preferred if len(preferred) == 1 else matches

@@ -82,7 +82,9 @@ def _submit(rater: Rater, assignment_token: str, screen: dict, response_ms, now)
         if assignment.state == Assignment.State.ANSWERED:
             return _replayed(rater, assignment, screen)
         _refuse_if_closed(rater)
-        if assignment.state == Assignment.State.EXPIRED or (assignment.expires <= now and not room_for(assignment, now)):
+        if assignment.state == Assignment.State.EXPIRED or (
+            assignment.expires <= now and not room_for(assignment, now)
+        ):
             raise Refused(
                 "The time for this pair ran out and it went to another rater; your answer was not stored. "
                 "Reload the page for your next pair.",

@@ -68,7 +68,9 @@ def _prolific_entry(request, study: Study):
 def _invite_entry(request, study: Study):
     rater = invited_rater(study, request.GET["invite"])
     if rater is None:
-        return _message(request, "This invite is not valid", "Check the link you were sent, or ask the study team.", 404)
+        return _message(
+            request, "This invite is not valid", "Check the link you were sent, or ask the study team.", 404
+        )
     return redirect("rater_home", rater_token=rater.token)
 
 
@@ -213,7 +215,8 @@ def _out_of_pairs(request, rater: Rater, answered: int):
         return _message(
             request,
             "No pairs left",
-            "Every pair in this study already has enough ratings. Thank you; if you came from Prolific, please return the study.",
+            "Every pair in this study already has enough ratings. Thank you; if you came from Prolific, "
+            "please return the study.",
             200,
         )
     mark_completed(rater)
@@ -233,12 +236,16 @@ def _screened_out(request, rater: Rater):
 
 def _study_not_open(request, study: Study):
     if study.state == Study.State.CLOSED:
-        return _message(request, "This study is closed", "It no longer accepts answers. Thank you for your interest.", 410)
+        return _message(
+            request, "This study is closed", "It no longer accepts answers. Thank you for your interest.", 410
+        )
     return _message(request, "This study is not open yet", "Please try the link again later.", 404)
 
 
 def _message(request, title: str, text: str, status: int, rater: Rater | None = None):
-    return render(request, "studyapp/rating/rate_message.html", {"title": title, "text": text, "rater": rater}, status=status)
+    return render(
+        request, "studyapp/rating/rate_message.html", {"title": title, "text": text, "rater": rater}, status=status
+    )
 
 
 # --------------------------------------------------------------------------------------------

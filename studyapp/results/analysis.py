@@ -126,10 +126,16 @@ def study_results(study: Study, overrides: Mapping[str, Any] | None = None) -> S
     table = answer_table(study)
     digest = data_hash(table)
     key_material = json.dumps(
-        [digest, [dataclasses.astuple(s) for s in specs], settings.as_dict(),
-         dataclasses.asdict(rules) if rules else None, by_hand],
-        sort_keys=True, default=str,
-    )  # fmt: skip
+        [
+            digest,
+            [dataclasses.astuple(s) for s in specs],
+            settings.as_dict(),
+            dataclasses.asdict(rules) if rules else None,
+            by_hand,
+        ],
+        sort_keys=True,
+        default=str,
+    )
     key = "studyapp.results:" + hashlib.sha256(key_material.encode()).hexdigest()
     sensitivity = cache.get(key)
     if sensitivity is None:

@@ -29,7 +29,6 @@ def exclusion_rules(study: Study) -> stats.ExclusionRules | None:
     return stats.ExclusionRules(**raw) if raw else None
 
 
-
 def excluded_by_hand(study: Study) -> tuple[int, ...]:
     return tuple(Rater.objects.filter(study=study, excluded=True).order_by("id").values_list("id", flat=True))
 

@@ -22,17 +22,51 @@ from studyapp.results.report import json_safe, result_rows, results_json
 CHUNK_SIZE = 2000
 FORMATS = ("csv", "json")
 ANSWER_COLUMNS = (
-    "answer", "rater", "rater_excluded", "pair", "pair_kind", "in_overlap", "comparison", "method_a", "method_b",
-    "concept", "prompt_id", "prompt", "seed_index",
-    "text", "image", "overall", "left_is_a", "screen_text", "screen_image", "screen_overall",
-    "response_ms", "submitted",
-)  # fmt: skip
+    "answer",
+    "rater",
+    "rater_excluded",
+    "pair",
+    "pair_kind",
+    "in_overlap",
+    "comparison",
+    "method_a",
+    "method_b",
+    "concept",
+    "prompt_id",
+    "prompt",
+    "seed_index",
+    "text",
+    "image",
+    "overall",
+    "left_is_a",
+    "screen_text",
+    "screen_image",
+    "screen_overall",
+    "response_ms",
+    "submitted",
+)
 _ANSWER_FIELDS = (
-    "id", "rater_id", "rater__excluded", "pair_id", "pair__kind", "pair__in_overlap", "pair__comparison_id",
-    "pair__comparison__method_a__name", "pair__comparison__method_b__name", "pair__concept__slug",
-    "pair__prompt_id", "pair__prompt__template", "pair__seed_index",
-    "text", "image", "overall", "left_is_a", "screen_answers", "response_ms", "submitted",
-)  # fmt: skip
+    "id",
+    "rater_id",
+    "rater__excluded",
+    "pair_id",
+    "pair__kind",
+    "pair__in_overlap",
+    "pair__comparison_id",
+    "pair__comparison__method_a__name",
+    "pair__comparison__method_b__name",
+    "pair__concept__slug",
+    "pair__prompt_id",
+    "pair__prompt__template",
+    "pair__seed_index",
+    "text",
+    "image",
+    "overall",
+    "left_is_a",
+    "screen_answers",
+    "response_ms",
+    "submitted",
+)
 
 
 class _Echo:
@@ -73,22 +107,33 @@ def answer_rows(study: Study) -> Iterator[dict[str, Any]]:
     answers = Answer.objects.filter(pair__study=study).order_by("id").values_list(*_ANSWER_FIELDS)
     pseudonyms: dict[int, str] = {}
     for values in answers.iterator(chunk_size=CHUNK_SIZE):
-        row = dict(zip(_ANSWER_FIELDS, values))
+        row = dict(zip(_ANSWER_FIELDS, values, strict=True))
         screen = row.pop("screen_answers") or {}
         rater = row["rater_id"]
         if rater not in pseudonyms:
             pseudonyms[rater] = pseudonym(rater)
         yield {
-            "answer": row["id"], "rater": pseudonyms[rater],
-            "rater_excluded": row["rater__excluded"], "pair": row["pair_id"], "pair_kind": row["pair__kind"],
-            "in_overlap": row["pair__in_overlap"], "comparison": row["pair__comparison_id"],
-            "method_a": row["pair__comparison__method_a__name"], "method_b": row["pair__comparison__method_b__name"],
-            "concept": row["pair__concept__slug"], "prompt_id": row["pair__prompt_id"],
-            "prompt": row["pair__prompt__template"], "seed_index": row["pair__seed_index"],
-            "text": row["text"], "image": row["image"], "overall": row["overall"], "left_is_a": row["left_is_a"],
+            "answer": row["id"],
+            "rater": pseudonyms[rater],
+            "rater_excluded": row["rater__excluded"],
+            "pair": row["pair_id"],
+            "pair_kind": row["pair__kind"],
+            "in_overlap": row["pair__in_overlap"],
+            "comparison": row["pair__comparison_id"],
+            "method_a": row["pair__comparison__method_a__name"],
+            "method_b": row["pair__comparison__method_b__name"],
+            "concept": row["pair__concept__slug"],
+            "prompt_id": row["pair__prompt_id"],
+            "prompt": row["pair__prompt__template"],
+            "seed_index": row["pair__seed_index"],
+            "text": row["text"],
+            "image": row["image"],
+            "overall": row["overall"],
+            "left_is_a": row["left_is_a"],
             **{f"screen_{q}": screen.get(q) for q in QUESTIONS},
-            "response_ms": row["response_ms"], "submitted": row["submitted"].isoformat(),
-        }  # fmt: skip
+            "response_ms": row["response_ms"],
+            "submitted": row["submitted"].isoformat(),
+        }
 
 
 def _answers_json(study: Study) -> Iterator[str]:

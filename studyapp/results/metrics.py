@@ -65,11 +65,20 @@ def human_metric_agreement(study: Study, results: StudyResults) -> list[dict[str
         for comparison, label in groups:
             keep = np.ones(pairs.size, bool) if comparison is None else table.comparison[rows] == comparison
             found = stats.metric_agreement(table.outcome[rows][keep], side_a[keep], side_b[keep])
-            out.append({
-                "comparison": comparison, "label": label, "question": question, "metric": metric,
-                "n": found.n, "n_agree": found.n_agree, "share": found.share,
-                "ci_low": found.share_ci.low, "ci_high": found.share_ci.high, "metric_ties": found.metric_ties,
-            })  # fmt: skip
+            out.append(
+                {
+                    "comparison": comparison,
+                    "label": label,
+                    "question": question,
+                    "metric": metric,
+                    "n": found.n,
+                    "n_agree": found.n_agree,
+                    "share": found.share,
+                    "ci_low": found.share_ci.low,
+                    "ci_high": found.share_ci.high,
+                    "metric_ties": found.metric_ties,
+                }
+            )
     return out
 
 
@@ -111,7 +120,9 @@ def pareto_svg(methods: list[Method], title: str = "") -> str | None:
         summary = method_metrics(method)
         if "clip_ts" in summary and "clip_is" in summary:
             family = method.sampler or "external"
-            points.append(SweepPoint(family, method.name, summary["clip_ts"].mean, summary["clip_is"].mean, method.params))
+            points.append(
+                SweepPoint(family, method.name, summary["clip_ts"].mean, summary["clip_is"].mean, method.params)
+            )
     if not points:
         return None
     with tempfile.TemporaryDirectory() as folder:

@@ -57,11 +57,19 @@ def table_one(study_results: StudyResults, analysis, metrics: dict) -> dict[str,
         for comparison in columns:
             row = analysis.row(comparison.pk, question_id)
             e = row.estimate
-            cells.append({
-                "win_rate": percent(e.win_rate), "interval": interval(e.win_rate_ci.low, e.win_rate_ci.high),
-                "n": e.n, "wins": e.wins, "ties": e.ties, "losses": e.losses, "tie_rate": percent(e.tie_rate),
-                "adjusted_p": pvalue(row.adjusted_pvalue), "mark": row.mark,
-            })  # fmt: skip
+            cells.append(
+                {
+                    "win_rate": percent(e.win_rate),
+                    "interval": interval(e.win_rate_ci.low, e.win_rate_ci.high),
+                    "n": e.n,
+                    "wins": e.wins,
+                    "ties": e.ties,
+                    "losses": e.losses,
+                    "tie_rate": percent(e.tie_rate),
+                    "adjusted_p": pvalue(row.adjusted_pvalue),
+                    "mark": row.mark,
+                }
+            )
         rows.append({"question": question, "cells": cells})
     metric_rows = []
     for metric in SHOWN_METRICS:
@@ -97,35 +105,58 @@ def win_rate_chart(study_results: StudyResults, analysis) -> dict[str, Any]:
             point = {"x": _x(e.win_rate)}
             if _finite(e.win_rate_ci.low) and _finite(e.win_rate_ci.high):
                 point.update(low=_x(e.win_rate_ci.low), high=_x(e.win_rate_ci.high))
-        bars.append({
-            "label": f"{row.label} · {QUESTIONS[row.question]}", "y": y, "mid": y + ROW_HEIGHT / 2 - 2,
-            "segments": segments, "point": point, "mark": row.mark,
-            "summary": f"W {e.wins} / T {e.ties} / L {e.losses}; win rate {percent(e.win_rate)} "
-                       f"{interval(e.win_rate_ci.low, e.win_rate_ci.high)}",
-        })  # fmt: skip
+        bars.append(
+            {
+                "label": f"{row.label} · {QUESTIONS[row.question]}",
+                "y": y,
+                "mid": y + ROW_HEIGHT / 2 - 2,
+                "segments": segments,
+                "point": point,
+                "mark": row.mark,
+                "summary": f"W {e.wins} / T {e.ties} / L {e.losses}; win rate {percent(e.win_rate)} "
+                f"{interval(e.win_rate_ci.low, e.win_rate_ci.high)}",
+            }
+        )
     panel_b = LABEL_WIDTH + PANEL_WIDTH + GAP
     height = TOP + max(len(bars), 1) * ROW_HEIGHT + 30
     ticks = [{"value": f"{t:g}", "x": _x(t)} for t in (0, 0.25, 0.5, 0.75, 1)]
     return {
-        "bars": bars, "width": panel_b + PANEL_WIDTH + 20, "height": height, "label_width": LABEL_WIDTH,
-        "panel_width": PANEL_WIDTH, "panel_b": panel_b, "half": _x(0.5), "ticks": ticks, "axis_y": height - 26,
-        "bar_height": ROW_HEIGHT - 8, "level": f"{100 * study_results.settings.confidence_level:g}%",
-    }  # fmt: skip
+        "bars": bars,
+        "width": panel_b + PANEL_WIDTH + 20,
+        "height": height,
+        "label_width": LABEL_WIDTH,
+        "panel_width": PANEL_WIDTH,
+        "panel_b": panel_b,
+        "half": _x(0.5),
+        "ticks": ticks,
+        "axis_y": height - 26,
+        "bar_height": ROW_HEIGHT - 8,
+        "level": f"{100 * study_results.settings.confidence_level:g}%",
+    }
 
 
 def bradley_terry_tables(analysis, method_names: dict[int, str]) -> list[dict[str, Any]]:
     tables = []
     for question_id, fit in sorted(analysis.bradley_terry.items()):
         ranking = [
-            {"rank": r["rank"], "method": method_names.get(r["method"], r["method"]), "score": number(r["score"]),
-             "interval": f"[{number(r['ci_low'])}, {number(r['ci_high'])}]"}  # fmt: skip
+            {
+                "rank": r["rank"],
+                "method": method_names.get(r["method"], r["method"]),
+                "score": number(r["score"]),
+                "interval": f"[{number(r['ci_low'])}, {number(r['ci_high'])}]",
+            }
             for r in fit.ranking()
         ]
-        tables.append({
-            "question": QUESTIONS[question_id], "ranking": ranking, "left_advantage": number(fit.left_advantage),
-            "left_interval": interval_of(fit.left_advantage_ci),
-            "converged": fit.converged, "failed": fit.failed_resamples,
-        })  # fmt: skip
+        tables.append(
+            {
+                "question": QUESTIONS[question_id],
+                "ranking": ranking,
+                "left_advantage": number(fit.left_advantage),
+                "left_interval": interval_of(fit.left_advantage_ci),
+                "converged": fit.converged,
+                "failed": fit.failed_resamples,
+            }
+        )
     return tables
 
 
@@ -134,25 +165,37 @@ def rater_quality_rows(study_results: StudyResults, analysis) -> list[dict[str, 
     rows = []
     for row in analysis.rater_quality.rows():
         rater = int(row["raters"])
-        rows.append({
-            "rater": rater, "pseudonym": pseudonym(rater), "answers": row["n_pairs"],
-            "gold": f"{row['gold_correct']}/{row['gold_answers']}" if row["gold_answers"] else "–",
-            "gold_accuracy": percent(row["gold_accuracy"]),
-            "attention": f"{row['attention_failures']}/{row['attention_checks']}" if row["attention_checks"] else "–",
-            "median_time": f"{row['median_time_ms'] / 1000:.1f} s" if _finite(row["median_time_ms"]) else "–",
-            "left_share": percent(row["left_share"]), "left_p": pvalue(row["left_pvalue"]),
-            "reasons": reasons.get(rater, []),
-        })  # fmt: skip
+        rows.append(
+            {
+                "rater": rater,
+                "pseudonym": pseudonym(rater),
+                "answers": row["n_pairs"],
+                "gold": f"{row['gold_correct']}/{row['gold_answers']}" if row["gold_answers"] else "–",
+                "gold_accuracy": percent(row["gold_accuracy"]),
+                "attention": f"{row['attention_failures']}/{row['attention_checks']}"
+                if row["attention_checks"]
+                else "–",
+                "median_time": f"{row['median_time_ms'] / 1000:.1f} s" if _finite(row["median_time_ms"]) else "–",
+                "left_share": percent(row["left_share"]),
+                "left_p": pvalue(row["left_pvalue"]),
+                "reasons": reasons.get(rater, []),
+            }
+        )
     return rows
 
 
 def agreement_rows(analysis) -> list[dict[str, Any]]:
     rows = []
     for question_id, found in sorted(analysis.agreement.items()):
-        rows.append({
-            "question": QUESTIONS[question_id], "units": found.n_units, "answers": found.n_answers,
-            "raw": percent(found.raw_agreement), "kappa": number(found.fleiss_kappa),
-            "alpha": number(found.krippendorff_alpha),
-            "alpha_interval": interval_of(found.krippendorff_alpha_ci),
-        })  # fmt: skip
+        rows.append(
+            {
+                "question": QUESTIONS[question_id],
+                "units": found.n_units,
+                "answers": found.n_answers,
+                "raw": percent(found.raw_agreement),
+                "kappa": number(found.fleiss_kappa),
+                "alpha": number(found.krippendorff_alpha),
+                "alpha_interval": interval_of(found.krippendorff_alpha_ci),
+            }
+        )
     return rows

@@ -44,12 +44,18 @@ def result_rows(results: StudyResults, analysis: stats.AnalysisResult, label: st
     rows = []
     for row in analysis.export_rows():
         method_a, method_b = names[row["comparison"]]
-        rows.append({
-            "analysis": label, "question_name": question_name(row["question"]),
-            "method_a_name": method_a, "method_b_name": method_b, **row,
-            "setting_exclusion_rules": rules, "excluded_by_hand": len(results.excluded_by_hand),
-            "data_hash": results.data_hash,
-        })  # fmt: skip
+        rows.append(
+            {
+                "analysis": label,
+                "question_name": question_name(row["question"]),
+                "method_a_name": method_a,
+                "method_b_name": method_b,
+                **row,
+                "setting_exclusion_rules": rules,
+                "excluded_by_hand": len(results.excluded_by_hand),
+                "data_hash": results.data_hash,
+            }
+        )
     return rows
 
 
@@ -63,10 +69,15 @@ def _analysis_json(results: StudyResults, analysis: stats.AnalysisResult, label:
     for question, fit in analysis.bradley_terry.items():
         ranking = [{**r, "method": method_names.get(r["method"], r["method"])} for r in fit.ranking()]
         bradley_terry[question_name(question)] = {
-            "ranking": ranking, "left_advantage": fit.left_advantage, "left_advantage_ci": list(fit.left_advantage_ci),
-            "tie_log_nu": fit.tie_log_nu, "ties": fit.ties, "ridge": fit.ridge, "converged": fit.converged,
+            "ranking": ranking,
+            "left_advantage": fit.left_advantage,
+            "left_advantage_ci": list(fit.left_advantage_ci),
+            "tie_log_nu": fit.tie_log_nu,
+            "ties": fit.ties,
+            "ridge": fit.ridge,
+            "converged": fit.converged,
             "failed_resamples": fit.failed_resamples,
-        }  # fmt: skip
+        }
     agreement = {}
     for question, found in analysis.agreement.items():
         values = dataclasses.asdict(found)
@@ -93,24 +104,26 @@ def results_json(study: Study, results: StudyResults) -> dict[str, Any]:
         methods[comparison.method_b_id] = comparison.method_b.name
     metrics = method_metric_summary(methods)
     exclusions = results.sensitivity.exclusions
-    return json_safe({
-        "study": {"id": study.pk, "slug": study.slug, "title": study.title, "version": study.version},
-        "data_hash": results.data_hash,
-        "settings": results.settings_dict(),
-        "answers": results.n_answers,
-        "raters": results.n_raters,
-        "exclusions": {
-            "excluded_raters": len(results.excluded_raters),
-            "excluded_by_hand": len(results.excluded_by_hand),
-            "by_rule": exclusions.counts_by_rule() if exclusions else {},
-            "raters": {pseudonym(r): reasons for r, reasons in results.exclusion_reasons().items()},
-        },
-        "comparisons": [
-            {"id": c.pk, "label": str(c), "method_a": c.method_a.name, "method_b": c.method_b.name}
-            for c in results.comparisons
-        ],
-        "metrics": {name: metrics.get(pk, {}) for pk, name in methods.items()},
-        "with_exclusions": _analysis_json(results, results.primary, "with_exclusions", methods),
-        "all_raters": _analysis_json(results, results.all_raters, "all_raters", methods),
-        "human_metric_agreement": human_metric_agreement(study, results),
-    })
+    return json_safe(
+        {
+            "study": {"id": study.pk, "slug": study.slug, "title": study.title, "version": study.version},
+            "data_hash": results.data_hash,
+            "settings": results.settings_dict(),
+            "answers": results.n_answers,
+            "raters": results.n_raters,
+            "exclusions": {
+                "excluded_raters": len(results.excluded_raters),
+                "excluded_by_hand": len(results.excluded_by_hand),
+                "by_rule": exclusions.counts_by_rule() if exclusions else {},
+                "raters": {pseudonym(r): reasons for r, reasons in results.exclusion_reasons().items()},
+            },
+            "comparisons": [
+                {"id": c.pk, "label": str(c), "method_a": c.method_a.name, "method_b": c.method_b.name}
+                for c in results.comparisons
+            ],
+            "metrics": {name: metrics.get(pk, {}) for pk, name in methods.items()},
+            "with_exclusions": _analysis_json(results, results.primary, "with_exclusions", methods),
+            "all_raters": _analysis_json(results, results.all_raters, "all_raters", methods),
+            "human_metric_agreement": human_metric_agreement(study, results),
+        }
+    )

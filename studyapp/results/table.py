@@ -22,22 +22,39 @@ def answer_table(study: Study) -> stats.AnswerTable:
     answers = (
         Answer.objects.filter(pair__study=study)
         .order_by("id")
-        .values_list("rater_id", "pair_id", "pair__kind", "pair__comparison_id", "pair__prompt_id",
-                     "text", "image", "overall", "left_is_a", "response_ms")  # fmt: skip
+        .values_list(
+            "rater_id",
+            "pair_id",
+            "pair__kind",
+            "pair__comparison_id",
+            "pair__prompt_id",
+            "text",
+            "image",
+            "overall",
+            "left_is_a",
+            "response_ms",
+        )
     )
     columns: dict[str, list] = {name: [] for name in stats.AnswerTable.COLUMNS}
     for rater, pair, kind, comparison, prompt, *choices, left_is_a, response_ms in answers.iterator(chunk_size=5000):
         scored = expected.get(pair, {}) if kind != Pair.Kind.REGULAR else None
-        for question, choice in zip(QUESTIONS, choices):
+        for question, choice in zip(QUESTIONS, choices, strict=True):
             if scored is not None and question not in scored:
                 continue
             row = (
-                -1 if comparison is None else comparison, QUESTION_IDS[question], rater, prompt, pair,
-                OUTCOME[choice], left_is_a, math.nan if response_ms is None else response_ms,
-                kind == Pair.Kind.GOLD, kind == Pair.Kind.ATTENTION,
+                -1 if comparison is None else comparison,
+                QUESTION_IDS[question],
+                rater,
+                prompt,
+                pair,
+                OUTCOME[choice],
+                left_is_a,
+                math.nan if response_ms is None else response_ms,
+                kind == Pair.Kind.GOLD,
+                kind == Pair.Kind.ATTENTION,
                 scored is not None and choice == scored[question],
-            )  # fmt: skip
-            for name, value in zip(stats.AnswerTable.COLUMNS, row):
+            )
+            for name, value in zip(stats.AnswerTable.COLUMNS, row, strict=True):
                 columns[name].append(value)
     if not columns["outcome"]:
         return stats.AnswerTable.empty()

@@ -44,7 +44,6 @@ def _study_results_or_error(request, study: Study):
         return None, HttpResponseBadRequest(f"analysis settings: {exc}", content_type="text/plain")
 
 
-
 @staff_member_required
 def study_results_page(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
@@ -153,8 +152,11 @@ def method_page(request, pk: int):
     comparisons = Comparison.objects.filter(study__in=studies)
     for study_id, a, b in comparisons.values_list("study_id", "method_a_id", "method_b_id"):
         study_method_ids.setdefault(study_id, set()).update((a, b))
-    plotted = {pk for pk, values in method_metric_summary(set().union(*study_method_ids.values())).items()
-               if {"clip_ts", "clip_is"} <= set(values)}  # fmt: skip
+    plotted = {
+        pk
+        for pk, values in method_metric_summary(set().union(*study_method_ids.values())).items()
+        if {"clip_ts", "clip_is"} <= set(values)
+    }
     context = {
         "method": method,
         "overall": [overall.get(m) for m in SHOWN_METRICS],

@@ -8,7 +8,6 @@ from studyapp.models import Concept, GeneratedImage, Method, PromptSet
 MAX_BROWSER_SEEDS = 8
 
 
-
 def _int_list(values: list[str]) -> list[int]:
     return [int(value) for value in values if value.strip().isdigit()]
 

@@ -64,7 +64,7 @@ def validate_sweep(sweep: Sweep, concepts: list[Concept]) -> list[dict]:
     too_long = [name for name in names if len(name) > Method._meta.get_field("name").max_length]
     if too_long:
         raise ValidationError({"name": f"method name {too_long[0]!r} is too long: choose a shorter sweep name"})
-    for name, point in zip(names, points):
+    for name, point in zip(names, points, strict=True):
         existing = Method.objects.filter(name=name).first()
         if existing and not _same_method(existing, sweep, point):
             raise ValidationError({"name": f"method {name!r} exists with other settings: choose another sweep name"})

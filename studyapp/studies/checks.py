@@ -77,7 +77,7 @@ def _check_pair(
         prompt_id=shown.prompt_id,
         seed_index=shown.seed_index,
         target_ratings=study.ratings_per_pair,
-        expected={q: "a" if right_is_a else "b" for q in questions},
+        expected=dict.fromkeys(questions, "a" if right_is_a else "b"),
     )
 
 

@@ -25,7 +25,7 @@ class PlannerForm(forms.Form):
         initial=0.05, min_value=0.001, max_value=0.2, help_text="Family-wise, two-sided; Holm over all tests."
     )
     tie_rate = forms.FloatField(
-        initial=0.25, min_value=0.0, max_value=0.9, help_text="Expected share of \"Can't decide\"."
+        initial=0.25, min_value=0.0, max_value=0.9, help_text='Expected share of "Can\'t decide".'
     )
     design_effect = forms.FloatField(
         initial=2.0, min_value=1.0, max_value=10.0, help_text="Variance inflation from clustering (1 = none)."

@@ -17,7 +17,14 @@ pytestmark = pytest.mark.django_db
 
 def test_admin_add_run_validates_then_queues(owner_client, django_capture_on_commit_callbacks):
     method, prompts, concept = factories.method(sampler="switching"), factories.prompt_set(), factories.concept()
-    form = {"label": "from admin", "method": method.pk, "prompt_set": prompts.pk, "concepts": [concept.pk], "seed_indices": "[0, 1, 2]", "steps": FAST_STEPS}
+    form = {
+        "label": "from admin",
+        "method": method.pk,
+        "prompt_set": prompts.pk,
+        "concepts": [concept.pk],
+        "seed_indices": "[0, 1, 2]",
+        "steps": FAST_STEPS,
+    }
     url = reverse("admin:studyapp_generationrun_add")
     bad = owner_client.post(url, {**form, "seed_indices": "[1, 1]"})
     assert bad.status_code == 200 and "each seed index once" in bad.content.decode()
@@ -35,7 +42,18 @@ def test_admin_add_run_validates_then_queues(owner_client, django_capture_on_com
 
 def test_admin_add_sweep_queues_its_runs(owner_client, django_capture_on_commit_callbacks):
     prompts, concept = factories.prompt_set(), factories.concept()
-    form = {"name": "adm", "sampler": "switching", "preset": "switching", "grid": "[]", "prompt_set": prompts.pk, "concepts": [concept.pk], "seed_indices": "[0]", "steps": FAST_STEPS, "base_model": "", "personalization": ""}
+    form = {
+        "name": "adm",
+        "sampler": "switching",
+        "preset": "switching",
+        "grid": "[]",
+        "prompt_set": prompts.pk,
+        "concepts": [concept.pk],
+        "seed_indices": "[0]",
+        "steps": FAST_STEPS,
+        "base_model": "",
+        "personalization": "",
+    }
     url = reverse("admin:studyapp_sweep_add")
     bad = owner_client.post(url, {**form, "sampler": "mixed"})
     assert bad.status_code == 200 and "unknown parameter" in bad.content.decode()

@@ -43,16 +43,35 @@ def _change_form_data(study, **changes):
         "comparisons-MAX_NUM_FORMS": 1000,
     }
     for index, comparison in enumerate(comparisons):
-        data.update({
-            f"comparisons-{index}-id": comparison.pk, f"comparisons-{index}-study": study.pk,
-            f"comparisons-{index}-position": comparison.position,
-            f"comparisons-{index}-method_a": comparison.method_a_id, f"comparisons-{index}-method_b": comparison.method_b_id,
-        })  # fmt: skip
+        data.update(
+            {
+                f"comparisons-{index}-id": comparison.pk,
+                f"comparisons-{index}-study": study.pk,
+                f"comparisons-{index}-position": comparison.position,
+                f"comparisons-{index}-method_a": comparison.method_a_id,
+                f"comparisons-{index}-method_b": comparison.method_b_id,
+            }
+        )
     fields = [
-        "title", "slug", "ratings_per_pair", "overlap_fraction", "overlap_ratings", "pairs_per_rater", "gold_rate",
-        "attention_rate", "random_seed", "question_text", "question_image", "question_overall", "consent_text",
-        "instructions", "completion_code", "completion_url", "screenout_url", "lease_seconds",
-    ]  # fmt: skip
+        "title",
+        "slug",
+        "ratings_per_pair",
+        "overlap_fraction",
+        "overlap_ratings",
+        "pairs_per_rater",
+        "gold_rate",
+        "attention_rate",
+        "random_seed",
+        "question_text",
+        "question_image",
+        "question_overall",
+        "consent_text",
+        "instructions",
+        "completion_code",
+        "completion_url",
+        "screenout_url",
+        "lease_seconds",
+    ]
     data.update({name: getattr(study, name) for name in fields})
     data["exclusion_rules"] = "{}"
     data.update(changes)
@@ -69,7 +88,9 @@ def test_study_list_and_draft_page_render_with_editable_design(owner_client, stu
 
 
 def test_owner_edits_a_draft_through_the_study_page(owner_client, study):
-    response = owner_client.post(_change_url(study), _change_form_data(study, ratings_per_pair=5, question_text="Which fits the words?"))
+    response = owner_client.post(
+        _change_url(study), _change_form_data(study, ratings_per_pair=5, question_text="Which fits the words?")
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     study.refresh_from_db()
     assert (study.ratings_per_pair, study.question_text) == (5, "Which fits the words?")
@@ -163,11 +184,15 @@ def test_design_edits_posted_after_publishing_are_not_saved_and_the_owner_is_tol
 def test_list_actions_publish_the_selected_studies(owner_client, study):
     other = factories.study_with_images(methods=2, seeds=1)
     response = owner_client.post(
-        reverse("admin:studyapp_study_changelist"), {"action": "publish_action", "_selected_action": [study.pk, other.pk]}, follow=True
+        reverse("admin:studyapp_study_changelist"),
+        {"action": "publish_action", "_selected_action": [study.pk, other.pk]},
+        follow=True,
     )
     assert response.status_code == 200
     assert set(Study.objects.values_list("state", flat=True)) == {Study.State.PUBLISHED}
-    owner_client.post(reverse("admin:studyapp_study_changelist"), {"action": "new_version_action", "_selected_action": [study.pk]})
+    owner_client.post(
+        reverse("admin:studyapp_study_changelist"), {"action": "new_version_action", "_selected_action": [study.pk]}
+    )
     assert Study.objects.filter(previous_version=study, state=Study.State.DRAFT).exists()
 
 
@@ -182,7 +207,11 @@ def test_pair_pages_are_read_only(owner_client, study):
 
 def test_a_non_staff_user_is_sent_to_login_and_changes_nothing(client, outsider, study):
     client.force_login(outsider)
-    for response in (client.get(_setup_url(study)), _post_action(client, study, "build"), _post_action(client, study, "publish")):
+    for response in (
+        client.get(_setup_url(study)),
+        _post_action(client, study, "build"),
+        _post_action(client, study, "publish"),
+    ):
         assert response.status_code == 302 and reverse("admin:login") in response.url
     study.refresh_from_db()
     assert study.state == Study.State.DRAFT and not study.pairs.exists()

@@ -107,8 +107,13 @@ def test_a_snapshot_made_through_the_api_is_returned_unchanged_later(owner_clien
 
 def test_the_schema_describes_the_results_endpoints(owner_client):
     schema = owner_client.get("/api/schema/?format=json").json()
-    for path in ("/api/studies/", "/api/studies/{id}/results/", "/api/studies/{id}/snapshots/", "/api/snapshots/{id}/",
-                 "/api/studies/{id}/export/{what}.{file_format}"):  # fmt: skip
+    for path in (
+        "/api/studies/",
+        "/api/studies/{id}/results/",
+        "/api/studies/{id}/snapshots/",
+        "/api/snapshots/{id}/",
+        "/api/studies/{id}/export/{what}.{file_format}",
+    ):
         assert path in schema["paths"], path
     parameters = {p["name"] for p in schema["paths"]["/api/studies/{id}/results/"]["get"]["parameters"]}
     assert {"n_resamples", "seed", "test"} <= parameters

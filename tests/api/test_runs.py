@@ -49,10 +49,17 @@ def test_api_creates_and_queues_a_valid_run(owner_client, django_capture_on_comm
 
 
 @pytest.mark.parametrize(
-    "overrides, field",
-    [({"seed_indices": []}, "seed_indices"), ({"seed_indices": [-1]}, "seed_indices"), ({"steps": 0}, "steps"), ({"concepts": []}, "concepts")],
+    ("overrides", "field"),
+    [
+        ({"seed_indices": []}, "seed_indices"),
+        ({"seed_indices": [-1]}, "seed_indices"),
+        ({"steps": 0}, "steps"),
+        ({"concepts": []}, "concepts"),
+    ],
 )
-def test_api_refuses_an_invalid_run_and_queues_nothing(owner_client, django_capture_on_commit_callbacks, overrides, field):
+def test_api_refuses_an_invalid_run_and_queues_nothing(
+    owner_client, django_capture_on_commit_callbacks, overrides, field
+):
     with django_capture_on_commit_callbacks() as sent:
         response = owner_client.post(reverse("api-run-list"), spec(**overrides), content_type="application/json")
     assert response.status_code == 400 and field in response.json()
@@ -80,9 +87,14 @@ def test_api_actions_cancel_resume_and_requeue(owner_client, django_capture_on_c
 def test_api_sweep_creates_one_run_per_preset_point(owner_client, django_capture_on_commit_callbacks):
     presets = owner_client.get(reverse("api-sweep-presets")).json()
     body = {
-        "name": "api-sweep", "sampler": "masked", "preset": "masked", "prompt_set": factories.prompt_set().slug,
-        "concepts": [factories.concept().slug], "seed_indices": [0], "steps": FAST_STEPS,
-    }  # fmt: skip
+        "name": "api-sweep",
+        "sampler": "masked",
+        "preset": "masked",
+        "prompt_set": factories.prompt_set().slug,
+        "concepts": [factories.concept().slug],
+        "seed_indices": [0],
+        "steps": FAST_STEPS,
+    }
     with django_capture_on_commit_callbacks() as sent:
         response = owner_client.post(reverse("api-sweep-list"), body, content_type="application/json")
     assert response.status_code == 201, response.content
@@ -91,9 +103,14 @@ def test_api_sweep_creates_one_run_per_preset_point(owner_client, django_capture
 
 def test_api_refuses_an_invalid_sweep_and_keeps_nothing(owner_client):
     body = {
-        "name": "bad", "sampler": "mixed", "grid": [{"w_s": 1.0}, {"w_s": -5.0}], "prompt_set": factories.prompt_set().slug,
-        "concepts": [factories.concept().slug], "seed_indices": [0], "steps": FAST_STEPS,
-    }  # fmt: skip
+        "name": "bad",
+        "sampler": "mixed",
+        "grid": [{"w_s": 1.0}, {"w_s": -5.0}],
+        "prompt_set": factories.prompt_set().slug,
+        "concepts": [factories.concept().slug],
+        "seed_indices": [0],
+        "steps": FAST_STEPS,
+    }
     response = owner_client.post(reverse("api-sweep-list"), body, content_type="application/json")
     assert response.status_code == 400 and "w_s" in json.dumps(response.json())
     assert (Sweep.objects.count(), GenerationRun.objects.count()) == (0, 0)

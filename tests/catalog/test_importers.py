@@ -105,7 +105,11 @@ def test_csv_manifest_becomes_an_external_methods_images(tmp_path, catalog):
     assert method.kind == Method.Kind.EXTERNAL
     images = GeneratedImage.objects.filter(method=method)
     assert images.count() == 6
-    assert {i.prompt.template for i in images} == {"a {concept} in the snow", "a {concept} on the beach", "a {concept} in the jungle"}
+    assert {i.prompt.template for i in images} == {
+        "a {concept} in the snow",
+        "a {concept} on the beach",
+        "a {concept} in the jungle",
+    }
     assert {i.prompt.prompt_set.slug for i in images} == {"dreambooth-live"}
     assert all(i.width == 32 and i.file.storage.exists(i.file.name) for i in images)
 
@@ -131,7 +135,7 @@ def test_one_broken_row_imports_nothing_and_names_the_row(tmp_path, catalog, med
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    ("change", "message"),
     [
         ({"concept": "unicorn"}, "row 1: unknown concept 'unicorn'"),
         ({"seed_index": "-1"}, "row 1: seed_index: expected a whole number >= 0"),
@@ -164,5 +168,5 @@ def test_manifest_cannot_add_images_to_a_sampler_method(tmp_path, catalog):
 def test_manifest_with_missing_columns_names_them(tmp_path, catalog):
     path = tmp_path / "m.csv"
     path.write_text("method,concept\nx,dog\n")
-    with pytest.raises(CommandError, match="missing column.*prompt, seed_index, file"):
+    with pytest.raises(CommandError, match=r"missing column.*prompt, seed_index, file"):
         call_command("import_images", str(path))

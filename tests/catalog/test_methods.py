@@ -10,8 +10,17 @@ pytestmark = pytest.mark.django_db
 
 
 def _add(owner_client, **fields):
-    data = {"name": "mixed-test", "description": "", "kind": "sampler", "sampler": "mixed", "params": "{}",
-            "base_model": "", "personalization": "", "steps": "50", **fields}  # fmt: skip
+    data = {
+        "name": "mixed-test",
+        "description": "",
+        "kind": "sampler",
+        "sampler": "mixed",
+        "params": "{}",
+        "base_model": "",
+        "personalization": "",
+        "steps": "50",
+        **fields,
+    }
     return owner_client.post("/admin/studyapp/method/add/", data)
 
 
@@ -24,7 +33,7 @@ def test_a_method_is_saved_with_the_papers_defaults_filled_in(owner_client):
 
 
 @pytest.mark.parametrize(
-    "sampler, params, message",
+    ("sampler", "params", "message"),
     [
         ("mixed", {"w_s": -1}, "mixed: w_s: expected a number"),
         ("mixed", {"nonsense": 1}, "nonsense"),

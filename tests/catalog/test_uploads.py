@@ -44,7 +44,7 @@ def test_exif_orientation_is_applied(owner_client):
 
 
 @pytest.mark.parametrize(
-    "name, data, message",
+    ("name", "data", "message"),
     [
         ("notes.png", b"hello, I am text", "not an image"),
         ("cut.jpg", factories.jpeg_bytes(size=(400, 300))[:600], "damaged or truncated"),

@@ -9,7 +9,9 @@ from studyapp.studies.pairs import build_pairs
 from tests import factories
 
 
-def published_study(seeds=2, methods=2, concepts=1, templates=("a {concept} in the snow", "a {concept} on the beach"), **fields) -> Study:
+def published_study(
+    seeds=2, methods=2, concepts=1, templates=("a {concept} in the snow", "a {concept} on the beach"), **fields
+) -> Study:
     """A published study whose regular pairs each want `ratings_per_pair` answers (no overlap unless asked)."""
     study = factories.study_with_images(methods=methods, concepts=concepts, seeds=seeds, templates=templates)
     values = {"overlap_fraction": 0.0, "gold_rate": 0.0, "attention_rate": 0.0, "completion_code": "CODE-123", **fields}
@@ -27,7 +29,9 @@ def published_study(seeds=2, methods=2, concepts=1, templates=("a {concept} in t
 def add_references(concept_id: int, count: int = 2) -> None:
     for index in range(count):
         data = factories.png_bytes(color=(10 + 40 * index, 90, 200), size=(24, 24))
-        reference = ReferenceImage(concept_id=concept_id, content_hash=f"{concept_id:08d}{index:056d}", original_name=f"ref{index}.png")
+        reference = ReferenceImage(
+            concept_id=concept_id, content_hash=f"{concept_id:08d}{index:056d}", original_name=f"ref{index}.png"
+        )
         reference.image.save(f"ref{index}.png", ContentFile(data), save=False)
         reference.save()
 

@@ -99,7 +99,9 @@ class TestSubmit:
         assert not Answer.objects.exists()
 
     def test_failing_more_attention_checks_than_allowed_screens_out(self):
-        study = published_study(seeds=4, pairs_per_rater=8, attention_rate=0.25, exclusion_rules={"max_attention_failures": 0})
+        study = published_study(
+            seeds=4, pairs_per_rater=8, attention_rate=0.25, exclusion_rules={"max_attention_failures": 0}
+        )
         for _ in range(2):
             check_pair(study, Pair.Kind.ATTENTION, {"text": "a", "image": "a", "overall": "a"})
         rater = open_rater(study)
@@ -107,7 +109,7 @@ class TestSubmit:
             leases = claim_leases(rater)
             current, upcoming = leases.current, leases.upcoming
             wrong = "2" if current.left_is_a else "1"
-            answer = {q: wrong for q in ("text", "image", "overall")}
+            answer = dict.fromkeys(("text", "image", "overall"), wrong)
             result = submit_answer(rater, current.token, answer)
             if result.screened_out:
                 break

@@ -79,7 +79,12 @@ class TestNextPair:
         rate_all(rater)
         kinds = Counter(Answer.objects.filter(rater=rater).values_list("pair__kind", flat=True))
         assert kinds == {"regular": 17, "gold": 2, "attention": 1}
-        assert Pair.objects.get(pk=golds[0].pk).ratings_count + Pair.objects.get(pk=golds[1].pk).ratings_count + Pair.objects.get(pk=golds[2].pk).ratings_count == 2
+        assert (
+            Pair.objects.get(pk=golds[0].pk).ratings_count
+            + Pair.objects.get(pk=golds[1].pk).ratings_count
+            + Pair.objects.get(pk=golds[2].pk).ratings_count
+            == 2
+        )
 
     def test_the_first_pair_is_never_a_check(self):
         study = published_study(pairs_per_rater=10, gold_rate=0.5, attention_rate=0.4)
@@ -122,7 +127,7 @@ def test_fifty_concurrent_raters_fill_every_pair_exactly_to_target(postgres):
                 if leases.current is not None:
                     values = {q: rng.choice("120") for q in ("text", "image", "overall")}
                     submit_answer(rater, leases.current.token, values)
-        except Exception as exc:  # noqa: BLE001 - reported below with the rater
+        except Exception as exc:
             errors.append(f"rater {rater.pk}: {exc!r}")
         finally:
             connection.close()
@@ -159,7 +164,7 @@ def test_one_rater_reloading_in_many_tabs_at_once_holds_one_set_of_leases(postgr
             start.wait()
             leases = claim_leases(Rater.objects.select_related("study").get(pk=rater.pk))
             seen.append((leases.current.pk, leases.upcoming.pk))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(repr(exc))
         finally:
             connection.close()

@@ -32,7 +32,8 @@ def browser():
 
 def wait_for_both_images(page):
     page.wait_for_function(
-        "['image-1', 'image-2'].every(id => { const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; })"
+        "['image-1', 'image-2'].every(id => {"
+        " const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; })"
     )
 
 
@@ -50,7 +51,11 @@ def blinding_secrets() -> list[str]:
 
 def test_a_rater_goes_from_the_link_to_the_completion_code_by_keyboard(browser, live_server):
     study = published_study(
-        seeds=3, pairs_per_rater=4, completion_code="DONE-777", consent_text="Answers are anonymous.", instructions="Look closely."
+        seeds=3,
+        pairs_per_rater=4,
+        completion_code="DONE-777",
+        consent_text="Answers are anonymous.",
+        instructions="Look closely.",
     )
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     requested = []
@@ -68,7 +73,9 @@ def test_a_rater_goes_from_the_link_to_the_completion_code_by_keyboard(browser, 
     assert progress_text(page) == "1 of 4"
     preload = page.get_attribute("#rate", "data-preload").split()
     assert len(preload) == 2
-    page.wait_for_function(f"performance.getEntriesByType('resource').filter(e => e.name.endsWith('{preload[1]}')).length > 0")
+    page.wait_for_function(
+        f"performance.getEntriesByType('resource').filter(e => e.name.endsWith('{preload[1]}')).length > 0"
+    )
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     assert progress_text(page) == "1 of 4"

@@ -244,7 +244,9 @@ class TestBlinding:
         Method.objects.update(description="")
         rater = open_rater(study)
         html = client.get(home_url(rater)).content.decode()
-        secrets = [m.name for m in Method.objects.all()] + [r.label or f"run {r.pk}" for r in GenerationRun.objects.all()]
+        secrets = [m.name for m in Method.objects.all()] + [
+            r.label or f"run {r.pk}" for r in GenerationRun.objects.all()
+        ]
         secrets += [image.content_hash[:12] for image in GeneratedImage.objects.all()]
         secrets += [image.file.name for image in GeneratedImage.objects.all()] + ["/media/", "generated/"]
         assert [secret for secret in secrets if secret in html] == []

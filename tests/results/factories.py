@@ -10,8 +10,15 @@ from tests.rating.factories import check_pair, published_study
 TEMPLATES = ("a {concept} in the snow", "a {concept} on the beach", "a {concept} in a city", "a {concept} at night")
 
 
-def add_answers(study: Study, raters: int = 6, a_wins: float = 0.7, tie: float = 0.1, seed: int = 0,
-                name_prefix: str = "r", response_ms: int = 4000) -> list[Rater]:
+def add_answers(
+    study: Study,
+    raters: int = 6,
+    a_wins: float = 0.7,
+    tie: float = 0.1,
+    seed: int = 0,
+    name_prefix: str = "r",
+    response_ms: int = 4000,
+) -> list[Rater]:
     """Each new rater answers every regular pair: A wins with probability ``a_wins``, ties with ``tie``."""
     rng = random.Random(seed)
     pairs = list(study.pairs.filter(kind=Pair.Kind.REGULAR).order_by("id"))

@@ -44,8 +44,9 @@ def test_it_builds_one_row_per_question_in_method_space():
 def test_it_scores_only_the_questions_a_gold_pair_names():
     study = study_with_answers(raters=0)
     gold = gold_pair(study, {"text": "b"})
-    right, wrong = Rater.objects.create(study=study, source="open", external_id="right"), Rater.objects.create(
-        study=study, source="open", external_id="tie"
+    right, wrong = (
+        Rater.objects.create(study=study, source="open", external_id="right"),
+        Rater.objects.create(study=study, source="open", external_id="tie"),
     )
     answer(right, gold, "a", text="b").save()
     answer(wrong, gold, "a", text="tie").save()  # can't decide on a gold pair is a miss
@@ -53,7 +54,8 @@ def test_it_scores_only_the_questions_a_gold_pair_names():
     table = answer_table(study)
 
     assert table.is_gold.sum() == 2 and len(table) == 2
-    assert dict(zip(table.rater.tolist(), table.check_passed.tolist())) == {right.pk: True, wrong.pk: False}
+    passed = dict(zip(table.rater.tolist(), table.check_passed.tolist(), strict=True))
+    assert passed == {right.pk: True, wrong.pk: False}
 
 
 def test_it_counts_wins_ties_and_losses_per_comparison_and_question():
@@ -61,9 +63,10 @@ def test_it_counts_wins_ties_and_losses_per_comparison_and_question():
     pairs = list(study.pairs.filter(kind=Pair.Kind.REGULAR))
     raters = [Rater.objects.create(study=study, source="open", external_id=f"x{i}") for i in range(3)]
     Answer.objects.bulk_create(
-        [answer(raters[0], p, "a") for p in pairs] + [answer(raters[1], p, "b") for p in pairs[:2]]
+        [answer(raters[0], p, "a") for p in pairs]
+        + [answer(raters[1], p, "b") for p in pairs[:2]]
         + [answer(raters[2], p, "tie") for p in pairs[:3]]
-    )  # fmt: skip
+    )
 
     found = study_results(study, FAST)
 
@@ -173,7 +176,7 @@ def test_method_metric_summary_matches_population_statistics():
     study = study_with_answers(raters=0, methods=2)
     pair = _regular_pair(study)
     images = list(pair.image_a.method.images.all()[:3])
-    for image, value in zip(images, (0.1, 0.2, 0.6)):
+    for image, value in zip(images, (0.1, 0.2, 0.6), strict=False):
         MetricScore.objects.create(image=image, metric="clip_is", value=value)
 
     summary = method_metric_summary([pair.image_a.method_id])

@@ -64,8 +64,22 @@ def test_the_results_csv_has_one_row_per_comparison_question_and_analysis_with_s
     assert len(rows) == 2 * 3 * 2  # two comparisons x three questions x (with exclusions, all raters)
     assert {r["analysis"] for r in rows} == {"with_exclusions", "all_raters"}
     first = rows[0]
-    for column in ("win_rate", "ci_low", "ci_high", "tie_rate", "adjusted_p", "mark", "wins", "ties", "losses",
-                   "n", "sign_test_p", "excluded_raters", "data_hash", "setting_exclusion_rules"):  # fmt: skip
+    for column in (
+        "win_rate",
+        "ci_low",
+        "ci_high",
+        "tie_rate",
+        "adjusted_p",
+        "mark",
+        "wins",
+        "ties",
+        "losses",
+        "n",
+        "sign_test_p",
+        "excluded_raters",
+        "data_hash",
+        "setting_exclusion_rules",
+    ):
         assert column in first
     assert (first["setting_n_resamples"], first["setting_seed"]) == ("150", "4")
 
@@ -87,15 +101,34 @@ def test_an_export_of_100k_answers_streams_completely_in_chunks(owner_client):
     study = study_with_answers(raters=0, methods=2)
     template = study.pairs.filter(kind=Pair.Kind.REGULAR).first()
     pairs = Pair.objects.bulk_create(
-        Pair(study=study, comparison=template.comparison, image_a=template.image_a, image_b=template.image_b,
-             concept=template.concept, prompt=template.prompt, seed_index=i)  # fmt: skip
+        Pair(
+            study=study,
+            comparison=template.comparison,
+            image_a=template.image_a,
+            image_b=template.image_b,
+            concept=template.concept,
+            prompt=template.prompt,
+            seed_index=i,
+        )
         for i in range(250)
     )
     raters = Rater.objects.bulk_create(Rater(study=study, source="open", external_id=f"bulk{i}") for i in range(400))
     screen = {"text": "1", "image": "2", "overall": "0"}
     Answer.objects.bulk_create(
-        (Answer(rater=r, pair=p, text="a", image="b", overall="tie", left_is_a=True, screen_answers=screen,
-                response_ms=3000) for r in raters for p in pairs),  # fmt: skip
+        (
+            Answer(
+                rater=r,
+                pair=p,
+                text="a",
+                image="b",
+                overall="tie",
+                left_is_a=True,
+                screen_answers=screen,
+                response_ms=3000,
+            )
+            for r in raters
+            for p in pairs
+        ),
         batch_size=5000,
     )
     response = owner_client.get(f"/studies/{study.pk}/export/answers.csv")

@@ -60,7 +60,7 @@ def test_outsiders_and_anonymous_visitors_are_sent_to_the_login(client, django_u
 def test_the_page_shows_table_one_with_every_cell(owner_client, study):
     page = owner_client.get(f"/studies/{study.pk}/results/").content.decode()
     table = page.split('class="table-one"', 1)[1].split("</table>", 1)[0]
-    assert table.count("<th scope=\"row\">text</th>") == 1
+    assert table.count('<th scope="row">text</th>') == 1
     for question in ("text", "image", "overall"):
         assert f'<th scope="row">{question}</th>' in table
     for label in ("CLIP-TS", "CLIP-IS", "DINO-IS"):
@@ -142,7 +142,7 @@ def test_the_method_page_shows_metrics_overall_and_per_concept(owner_client):
     study = study_with_answers(raters=0, methods=2)
     pair = study.pairs.filter(kind=Pair.Kind.REGULAR).select_related("image_a__method", "image_a__concept").first()
     method = pair.image_a.method
-    for image, value in zip(method.images.all(), (0.25, 0.35)):
+    for image, value in zip(method.images.all(), (0.25, 0.35), strict=False):
         MetricScore.objects.create(image=image, metric="clip_ts", value=value)
         MetricScore.objects.create(image=image, metric="clip_is", value=value + 0.4)
 

@@ -10,7 +10,15 @@ from tests import factories
 FAST_STEPS = 2
 
 
-def small_run(sampler="base", params=None, concepts=1, templates=("a {concept} in the snow",), seeds=(0, 1), base_model="", steps=FAST_STEPS):
+def small_run(
+    sampler="base",
+    params=None,
+    concepts=1,
+    templates=("a {concept} in the snow",),
+    seeds=(0, 1),
+    base_model="",
+    steps=FAST_STEPS,
+):
     """Validated and queued (eagerly, when no broker is set) like a run made from the admin."""
     method = factories.method(sampler=sampler, params=params)
     if base_model:
@@ -53,7 +61,9 @@ def wait_for_other_sessions_to_close(timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute("select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")
+            cursor.execute(
+                "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            )
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.2)

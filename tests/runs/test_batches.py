@@ -188,8 +188,18 @@ def test_a_second_store_of_the_same_slot_keeps_the_first_row_and_its_file(tiny_m
         picture = Image.open(handle).convert("RGB")
         picture.load()
     duplicate = GeneratedSample(
-        seed_index=0, seed=image.seed, image=picture, prompt="", superclass_prompt="", sampler="base", params={},
-        unet_evaluations=1, wall_time=0.1, steps=2, model="", personalization=None,
+        seed_index=0,
+        seed=image.seed,
+        image=picture,
+        prompt="",
+        superclass_prompt="",
+        sampler="base",
+        params={},
+        unet_evaluations=1,
+        wall_time=0.1,
+        steps=2,
+        model="",
+        personalization=None,
     )
     assert store_sample(run, image.concept, image.prompt, duplicate) is False
     assert GeneratedImage.objects.count() == 1 and rows_match_files(run.images.all(), media_root)
@@ -221,7 +231,7 @@ def test_the_reconcile_command_reports_what_it_requeued(tiny_model, django_captu
 
 def test_requeueing_the_failed_batches_of_a_cancelled_run_ends_cancelled(tiny_model):
     run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"))
-    failing, other = run.batches.all()
+    failing, _other = run.batches.all()
     cancel_run(run)
     GenerationBatch.objects.filter(pk=failing.pk).update(state=Batch.FAILED, error="boom")
     assert requeue_failed(run) == 1

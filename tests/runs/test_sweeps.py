@@ -12,7 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 def make_sweep(**fields) -> Sweep:
-    values = {"name": "dogs", "sampler": "mixed", "preset": "mixed", "prompt_set": factories.prompt_set(), "seed_indices": [0, 1], "steps": 2}
+    values = {
+        "name": "dogs",
+        "sampler": "mixed",
+        "preset": "mixed",
+        "prompt_set": factories.prompt_set(),
+        "seed_indices": [0, 1],
+        "steps": 2,
+    }
     values.update(fields)
     sweep = Sweep.objects.create(**values)
     sweep.concepts.add(factories.concept())
@@ -43,7 +50,7 @@ def test_a_custom_grid_replaces_the_preset():
 
 
 @pytest.mark.parametrize(
-    "fields, message",
+    ("fields", "message"),
     [
         ({"grid": [{"w_s": 2.0}, {"w_s": 99.0}]}, "w_s"),
         ({"grid": [{"nonsense": 1}]}, "unknown parameter 'nonsense'"),
@@ -57,7 +64,10 @@ def test_a_custom_grid_replaces_the_preset():
 )
 def test_an_invalid_sweep_queues_nothing(fields, message, django_capture_on_commit_callbacks):
     sweep = make_sweep(**fields)
-    with django_capture_on_commit_callbacks() as sent, pytest.raises(ValidationError, match=message.replace("[", r"\[")):
+    with (
+        django_capture_on_commit_callbacks() as sent,
+        pytest.raises(ValidationError, match=message.replace("[", r"\[")),
+    ):
         launch_sweep(sweep)
     assert (sent, GenerationRun.objects.count(), Method.objects.count()) == ([], 0, 0)
 
@@ -80,6 +90,8 @@ def test_a_name_clash_with_a_different_method_is_refused():
 def test_an_existing_method_with_the_same_settings_is_reused():
     from generation.samplers import validate_params
 
-    existing = Method.objects.create(name="dogs-t_sw3", sampler="switching", params=validate_params("switching", {"t_sw": 3}), steps=2)
+    existing = Method.objects.create(
+        name="dogs-t_sw3", sampler="switching", params=validate_params("switching", {"t_sw": 3}), steps=2
+    )
     made = launch_sweep(make_sweep(preset="", grid=[{"t_sw": 3}], sampler="switching"))
     assert made[0].method == existing and Method.objects.count() == 1

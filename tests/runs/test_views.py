@@ -25,7 +25,7 @@ def finished_run(seeds=(0, 1)):
 # ---------------------------------------------------------------- access
 
 
-@pytest.mark.parametrize("name, args", [("run-list", []), ("browser", [])])
+@pytest.mark.parametrize(("name", "args"), [("run-list", []), ("browser", [])])
 def test_pages_are_for_staff_only(client, outsider, name, args):
     url = reverse(name, args=args)
     assert client.get(url).status_code == 302
@@ -103,7 +103,9 @@ def test_the_browser_shows_a_prompt_by_method_grid_linked_to_each_image(owner_cl
     factories.study_with_images(methods=3, seeds=2)
     image = factories.GeneratedImage.objects.select_related("concept", "prompt__prompt_set").first()
     concept, prompt_set = image.concept, image.prompt.prompt_set
-    page = owner_client.get(reverse("browser"), {"concept": concept.slug, "prompt_set": prompt_set.slug}).content.decode()
+    page = owner_client.get(
+        reverse("browser"), {"concept": concept.slug, "prompt_set": prompt_set.slug}
+    ).content.decode()
     methods = Method.objects.filter(images__concept=concept).distinct()
     assert all(f">{method.name}<" in page for method in methods)
     assert page.count("<img ") == 3 * 2 * 2  # methods x prompts x seeds
@@ -115,7 +117,12 @@ def test_the_browser_shows_a_prompt_by_method_grid_linked_to_each_image(owner_cl
 def test_the_browser_filters_methods_and_seeds(owner_client):
     factories.study_with_images(methods=3, seeds=3)
     image = factories.GeneratedImage.objects.select_related("concept", "prompt__prompt_set").first()
-    query = {"concept": image.concept.slug, "prompt_set": image.prompt.prompt_set.slug, "method": [image.method_id], "seed": [2]}
+    query = {
+        "concept": image.concept.slug,
+        "prompt_set": image.prompt.prompt_set.slug,
+        "method": [image.method_id],
+        "seed": [2],
+    }
     page = owner_client.get(reverse("browser"), query).content.decode()
     assert page.count("<img ") == 2  # one method, one seed, two prompts
 
@@ -138,10 +145,13 @@ def chromium_page(live_server, owner_client):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=str(chromium),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         context = browser.new_context()
-        context.add_cookies([{"name": "sessionid", "value": owner_client.cookies["sessionid"].value, "url": live_server.url}])
+        context.add_cookies(
+            [{"name": "sessionid", "value": owner_client.cookies["sessionid"].value, "url": live_server.url}]
+        )
         page = context.new_page()
         yield page
         page.goto("about:blank")  # stop polling before the live server and its database go away
@@ -163,7 +173,10 @@ def follow_the_progress_bar(page, live_server):
     method, prompts, concept = factories.method(), factories.prompt_set(), factories.concept()
     run = GenerationRun.objects.create(method=method, prompt_set=prompts, seed_indices=[0, 1], images_total=4, steps=2)
     run.concepts.add(concept)
-    batches = [GenerationBatch.objects.create(run=run, concept=concept, prompt=p, seed_indices=[0, 1]) for p in prompts.prompts.all()]
+    batches = [
+        GenerationBatch.objects.create(run=run, concept=concept, prompt=p, seed_indices=[0, 1])
+        for p in prompts.prompts.all()
+    ]
     page.goto(f"{live_server.url}{reverse('run-detail', args=[run.pk])}")
     assert page.get_attribute("progress", "value") == "0"
     GenerationBatch.objects.filter(pk=batches[0].pk).update(state="done")
@@ -172,7 +185,11 @@ def follow_the_progress_bar(page, live_server):
     refresh_run(run.pk)
     page.wait_for_function("document.querySelector('progress').value === 2", timeout=10_000)
     assert page.inner_text(".run-state") == "running"
-    GenerationBatch.objects.filter(pk=batches[1].pk).update(state="failed", error="ModelLoadError: no model at /nowhere")
+    GenerationBatch.objects.filter(pk=batches[1].pk).update(
+        state="failed", error="ModelLoadError: no model at /nowhere"
+    )
     refresh_run(run.pk)
-    page.wait_for_selector("text=Re-queue failed batches", timeout=10_000)  # the page reloads with the actions of a failed run
+    page.wait_for_selector(
+        "text=Re-queue failed batches", timeout=10_000
+    )  # the page reloads with the actions of a failed run
     assert "no model at /nowhere" in page.inner_text(".run-error")

@@ -28,7 +28,11 @@ def _right_and_wrong(pair: Pair, question: str) -> tuple[GeneratedImage, Generat
 
 
 def _gold(study, question):
-    return [p for p in study.pairs.filter(kind=Pair.Kind.GOLD).select_related("image_a__prompt", "image_b__prompt") if question in p.expected]
+    return [
+        p
+        for p in study.pairs.filter(kind=Pair.Kind.GOLD).select_related("image_a__prompt", "image_b__prompt")
+        if question in p.expected
+    ]
 
 
 def test_build_makes_regular_gold_and_attention_pairs(study):
@@ -71,7 +75,11 @@ def test_overall_gold_pits_a_clean_image_against_its_corrupted_copy(study):
         assert corrupted.method.name == GOLD_METHOD
         assert clean.method.name != GOLD_METHOD
         assert (corrupted.width, corrupted.height) == (clean.width, clean.height)
-        assert (corrupted.concept_id, corrupted.prompt_id, corrupted.seed_index) == (clean.concept_id, clean.prompt_id, clean.seed_index)
+        assert (corrupted.concept_id, corrupted.prompt_id, corrupted.seed_index) == (
+            clean.concept_id,
+            clean.prompt_id,
+            clean.seed_index,
+        )
         assert np.abs(_pixels(corrupted) - _pixels(clean)).mean() > 10
 
 

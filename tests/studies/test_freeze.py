@@ -11,8 +11,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize(
-    "field, value",
-    [("ratings_per_pair", 9), ("question_text", "Which one?"), ("gold_rate", 0.2), ("instructions", "new"), ("overlap_fraction", 0.5)],
+    ("field", "value"),
+    [
+        ("ratings_per_pair", 9),
+        ("question_text", "Which one?"),
+        ("gold_rate", 0.2),
+        ("instructions", "new"),
+        ("overlap_fraction", 0.5),
+    ],
 )
 def test_a_published_study_refuses_design_changes_on_save(study, field, value):
     publish(study)
@@ -27,7 +33,11 @@ def test_a_published_study_refuses_design_changes_on_save(study, field, value):
 def test_a_published_study_accepts_corrected_completion_links_and_title(study):
     publish(study)
     study.refresh_from_db()
-    study.completion_code, study.completion_url, study.title = "C0DE", "https://app.prolific.com/submissions/complete?cc=C0DE", "Renamed"
+    study.completion_code, study.completion_url, study.title = (
+        "C0DE",
+        "https://app.prolific.com/submissions/complete?cc=C0DE",
+        "Renamed",
+    )
     study.save()
     study.refresh_from_db()
     assert study.completion_code == "C0DE" and study.title == "Renamed"

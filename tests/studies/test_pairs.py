@@ -22,7 +22,11 @@ def test_each_pair_holds_one_image_of_each_method_for_the_same_slot():
         assert pair.image_a.method_id == pair.comparison.method_a_id
         assert pair.image_b.method_id == pair.comparison.method_b_id
         for image in (pair.image_a, pair.image_b):
-            assert (image.concept_id, image.prompt_id, image.seed_index) == (pair.concept_id, pair.prompt_id, pair.seed_index)
+            assert (image.concept_id, image.prompt_id, image.seed_index) == (
+                pair.concept_id,
+                pair.prompt_id,
+                pair.seed_index,
+            )
 
 
 def test_slots_missing_on_one_side_give_no_pair():

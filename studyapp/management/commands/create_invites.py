@@ -22,7 +22,11 @@ class Command(BaseCommand):
             raise CommandError(f"no study with slug {study!r}")
         if count is not None and not 1 <= count <= 10000:
             raise CommandError(f"--count: expected 1 to 10000, got {count}")
-        wanted = [secrets.token_urlsafe(9) for _ in range(count)] if count else [c.strip() for c in codes.split(",") if c.strip()]
+        wanted = (
+            [secrets.token_urlsafe(9) for _ in range(count)]
+            if count
+            else [c.strip() for c in codes.split(",") if c.strip()]
+        )
         if not wanted:
             raise CommandError("--codes: expected at least one code")
         for rater in create_invites(found, wanted):

@@ -8,4 +8,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         added = load_prompt_sets()
-        self.stdout.write(self.style.SUCCESS(f"prompt sets added: {added['prompt_sets']}, prompts added: {added['prompts']}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"prompt sets added: {added['prompt_sets']}, prompts added: {added['prompts']}")
+        )

@@ -12,7 +12,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--lease", type=float, help="seconds without a heartbeat before a worker counts as gone")
-        parser.add_argument("--resend-after", type=float, help="seconds a queued batch waits before its task is sent again")
+        parser.add_argument(
+            "--resend-after", type=float, help="seconds a queued batch waits before its task is sent again"
+        )
 
     def handle(self, *args, lease, resend_after, **options):
         report = reconcile(lease=lease, resend_after=resend_after)
