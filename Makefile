@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate demo serve worker worker-gpu worker-cpu beat lint format test bench clean
+.PHONY: install migrate demo serve worker worker-gpu worker-cpu beat lint format test test-stress bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ format: install
 # Browser tests drive Debian's Chromium (apt-get install chromium); CI installs it.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Worker, assignment and browser tests three times on a loaded machine (needs DATABASE_URL, CELERY_BROKER_URL).
+test-stress: install
+	PYTHON=$(BIN)/python bash .ci/stress
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from studyapp.catalog.images import check_image_bytes
 from studyapp.catalog.importers import add_reference_image
@@ -78,7 +80,8 @@ class Workers:
         self.log_dir = Path(log_dir)
         self.processes: list[subprocess.Popen] = []
 
-    def start(self) -> subprocess.Popen:
+    def start(self, hold: str = "") -> subprocess.Popen:
+        """Start a worker; `hold` names a deterministic stop of tests/worker_hooks.py (WORKER_HOLD)."""
         number = len(self.processes) + 1
         command = [
             sys.executable,
@@ -96,19 +99,22 @@ class Workers:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            "--include",
+            "tests.worker_hooks",
             "-l",
             "info",
         ]
+        env = {**self.env, "WORKER_HOLD": hold}
         with open(self.log_dir / f"worker{number}.log", "wb") as log:  # the worker keeps its own copy of the file
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
-    def start_ready(self, count: int, timeout: float = 60) -> None:
+    def start_ready(self, count: int, timeout: float = 60, hold: str = "") -> None:
         """Start workers and wait until each says it is ready to take tasks."""
         first = len(self.processes) + 1
         for _ in range(count):
-            self.start()
+            self.start(hold)
         logs = [self.log_dir / f"worker{number}.log" for number in range(first, first + count)]
         deadline = time.monotonic() + timeout
         while not all(b" ready." in log.read_bytes() for log in logs):
@@ -170,6 +176,13 @@ def half_done_batch(run) -> bool:
     return False
 
 
+def silent_for(run, seconds: float) -> bool:
+    """Every running batch of the run has a heartbeat older than `seconds`."""
+    recent = timezone.now() - timedelta(seconds=seconds)
+    running = GenerationBatch.objects.filter(run=run, state="running")
+    return running.exists() and not running.filter(heartbeat__gte=recent).exists()
+
+
 def assert_exactly_once(run_list, media_root):
     for run in run_list:
         run.refresh_from_db()
@@ -205,15 +218,14 @@ def test_a_worker_completes_a_small_sweep(workers, media_root):
 
 
 def test_a_killed_worker_is_replaced_and_the_run_completes_exactly_once(workers, media_root):
-    # Enough steps that an image takes a good fraction of a second, so the kill lands inside a batch.
-    run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"), seeds=(0, 1, 2), steps=25)
-    first = workers.start()
-    wait_until(lambda: half_done_batch(run), workers, what="a batch with some of its images", every=0.02)
+    run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"), seeds=(0, 1, 2))
+    first = workers.start(hold="after-first-image")  # it stops inside its batch, one image stored
+    wait_until(lambda: half_done_batch(run), workers, what="a batch with some of its images")
     workers.kill(first)
     run.refresh_from_db()
-    assert run.state == "running" and run.images.count() < run.images_total
-    # The reconciler finds the batch whose heartbeat stopped and sends it again.
-    time.sleep(1.5)
+    assert run.state == "running" and run.images.count() == 1 < run.images_total
+    # The reconciler finds the batch whose heartbeat went silent and sends it again.
+    wait_until(lambda: silent_for(run, seconds=1), workers, what="the killed worker's lease to lapse")
     report = reconcile(lease=1, resend_after=3600)
     assert report.requeued, f"{report}, batches: {list(run.batches.values('state', 'heartbeat', 'attempts'))}"
     workers.start()
@@ -234,11 +246,10 @@ def test_a_failing_run_is_marked_failed_while_other_runs_complete(workers, media
 
 
 def test_two_workers_on_one_run_with_duplicated_messages_store_each_image_once(workers, media_root):
-    workers.start_ready(2)
-    # Batches long enough (about a second each) that the second worker's first fetch lands while the
-    # first is still busy: at two steps, one worker could finish all four before the other woke up.
+    # Each worker holds its first batch until the other holds one too, so both take part by design.
+    workers.start_ready(2, hold="until-another-worker")
     templates = ("a {concept} in the snow", "a {concept} on the beach")
-    run = small_run(concepts=2, templates=templates, seeds=(0, 1), steps=12)
+    run = small_run(concepts=2, templates=templates, seeds=(0, 1))
     send_batches(list(run.batches.values_list("pk", flat=True)))  # every task twice
     wait_until(lambda: finished(run), workers)
     assert_exactly_once([run], media_root)

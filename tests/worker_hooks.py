@@ -1,0 +1,56 @@
+"""Deterministic interleavings for the worker tests, loaded with `celery worker --include tests.worker_hooks`.
+
+A race between processes is made to happen on purpose, never waited for with a sleep. The hooks act on
+Django's own `post_save` of a stored image, once it is committed, and only when the test asks for them
+through an environment variable of the worker it starts:
+
+- WORKER_HOLD=after-first-image: the worker stops for good after storing its first image (the test then
+  kills it); its heartbeat goes silent, as a crashed worker's does.
+- WORKER_HOLD=until-another-worker: after storing its first image the worker keeps its lease alive and
+  waits until a different worker holds a batch of the same run, so two workers provably share one run.
+"""
+
+import os
+import time
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from studyapp.models import GeneratedImage, GenerationBatch
+from studyapp.runs.leases import worker_name
+
+HOLD_TIMEOUT_SECONDS = 120
+POLL_SECONDS = 0.05
+_held = False
+
+
+@receiver(post_save, sender=GeneratedImage, dispatch_uid="tests.worker_hooks")
+def hold_after_first_image(sender, instance, created, **kwargs):
+    global _held
+    hold = os.environ.get("WORKER_HOLD", "")
+    if not created or _held or not hold:
+        return
+    _held = True
+    if hold == "after-first-image":
+        transaction.on_commit(stop_for_good)
+    elif hold == "until-another-worker":
+        transaction.on_commit(lambda: wait_for_another_worker(instance))
+    else:
+        raise ValueError(f"WORKER_HOLD: expected after-first-image or until-another-worker, got {hold!r}")
+
+
+def stop_for_good() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def wait_for_another_worker(image: GeneratedImage) -> None:
+    me = worker_name()
+    mine = GenerationBatch.objects.filter(run=image.run_id, concept=image.concept_id, prompt=image.prompt_id)
+    others = GenerationBatch.objects.filter(run=image.run_id).exclude(worker__in=("", me))
+    deadline = time.monotonic() + HOLD_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and not others.exists():
+        mine.filter(worker=me).update(heartbeat=timezone.now())  # held, not lost: keep the lease
+        time.sleep(POLL_SECONDS)
