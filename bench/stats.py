@@ -1,13 +1,20 @@
-"""Time the whole results computation of studyapp.stats against a replicate-by-replicate loop.
+"""Speed and honesty of the win-rate statistics, each measured against the previous default in the same run.
 
-    .venv/bin/python bench/stats.py [--answers 50000] [--resamples 2000] [--naive-resamples 40]
+    .venv/bin/python bench/stats.py speed [--answers 50000] [--repeats 3]
+    .venv/bin/python bench/stats.py simulate --design paper|small [--studies 2000] [--null] [--previous-studies 300]
 
-Study: 50,000 answers (pair judgments), each with 3 questions (150,000 answer rows), 200
-raters, 300 prompts, 6 methods in 15 comparisons, 5% gold pairs and 1,000 pairs judged by three
-raters for agreement. The fast path is `stats.analyse` (win rates, intervals, sign-flip tests,
-Holm, Bradley-Terry with bootstrap, agreement, rater quality). The naive baseline computes the
-same bootstrap one replicate at a time (row weights + bincount, and a scipy L-BFGS
-Bradley-Terry fit per question); it runs ``--naive-resamples`` replicates and is scaled up.
+speed: the full analysis (45 cells: intervals, tests, Holm, Bradley-Terry x 3 questions, agreement
+x 3, rater quality) of 50,000 answers x 3 questions x 15 comparisons, 200 raters, 30 subjects, 300
+prompts, 5% gold pairs, 1,000 pairs judged three times; best of --repeats calls of the default
+(crossed) procedure, of the bootstrap option, and of the previous default (two-way rater x prompt
+bootstrap with 2,000 replicates, rater sign-flip test), printing the ratio.
+
+simulate: studies shaped like the paper's (200 raters x 80 pairs, 15 comparisons x 3 questions,
+rater, subject and prompt effects on the log-odds, 25% ties) with 30 subjects x 25 prompts
+("paper") or 5 x 10 ("small"); true win rates spread from 35% to 75% (or all 50% with --null).
+Prints coverage per cell, width against the ideal, family-wise rate of marks, and the number of
+cells where the mark and the interval disagree, for the default, the bootstrap option (fewer
+studies) and the previous default.
 """
 
 import argparse
@@ -18,15 +25,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
+from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studyapp import stats  # noqa: E402
-from studyapp.stats import AnalysisSettings, AnswerTable, ComparisonSpec  # noqa: E402
+from studyapp import stats
+from studyapp.stats import AnalysisSettings, AnswerTable, ComparisonSpec, bootstrap, significance, win_rates
+from studyapp.stats.agreement import agreement
+from studyapp.stats.bradley_terry import bt_results
+from studyapp.stats.cells import build_cells
+from studyapp.stats.simulation import CrossedStudyDesign, SimulationSummary, run_studies, simulate_study
+
+PREVIOUS_FACTORS = ("rater", "prompt")  # the previous default resampled raters and prompts, never subjects
 
 
-def build_study(n_answers: int, n_raters: int = 200, n_prompts: int = 300, n_questions: int = 3, seed: int = 0):
+def build_study(n_answers: int, n_raters: int = 200, n_subjects: int = 30, n_prompts: int = 300, seed: int = 0):
     rng = np.random.default_rng(seed)
     specs = [ComparisonSpec(i, a, b, f"M{a} vs M{b}") for i, (a, b) in enumerate(itertools.combinations(range(6), 2))]
     n_overlap_pairs = min(1000, n_answers // 30)
@@ -34,79 +48,54 @@ def build_study(n_answers: int, n_raters: int = 200, n_prompts: int = 300, n_que
     pair = np.concatenate([np.arange(n_single), np.repeat(n_single + np.arange(n_overlap_pairs), 3)])
     n_pairs = n_single + n_overlap_pairs
     pair_comparison = rng.integers(0, len(specs), n_pairs)
+    pair_subject = rng.integers(0, n_subjects, n_pairs)
     pair_prompt = rng.integers(0, n_prompts, n_pairs)
     rater = rng.integers(0, n_raters, n_answers)
     left_is_a = rng.random(n_answers) < 0.5
     strength = np.linspace(-0.5, 0.5, 6)
     rater_effect = rng.normal(0, 0.5, n_raters)
+    subject_effect = rng.normal(0, 0.4, n_subjects)
     prompt_effect = rng.normal(0, 0.4, n_prompts)
     is_gold = np.repeat(rng.random(n_pairs) < 0.05, np.bincount(pair, minlength=n_pairs))
-    comparison, prompt = pair_comparison[pair], pair_prompt[pair]
+    comparison, subject, prompt = pair_comparison[pair], pair_subject[pair], pair_prompt[pair]
     a = strength[[s.method_a for s in specs]][comparison]
     b = strength[[s.method_b for s in specs]][comparison]
     outcomes = []
-    for _ in range(n_questions):
-        logit = a - b + rater_effect[rater] + prompt_effect[prompt] + np.where(left_is_a, 0.1, -0.1)
+    for _ in range(3):
+        logit = a - b + rater_effect[rater] + subject_effect[subject] + prompt_effect[prompt]
+        logit = logit + np.where(left_is_a, 0.1, -0.1)
         a_wins = rng.random(n_answers) < special.expit(logit)
         outcomes.append(np.where(rng.random(n_answers) < 0.2, 0, np.where(a_wins, 1, -1)))
-    tile = lambda x: np.tile(x, n_questions)  # noqa: E731
+    tile = lambda x: np.tile(x, 3)  # noqa: E731
     table = AnswerTable(
-        comparison=tile(comparison), question=np.repeat(np.arange(n_questions), n_answers), rater=tile(rater),
-        item=tile(prompt), pair=tile(pair), outcome=np.concatenate(outcomes), left_is_a=tile(left_is_a),
-        time_ms=tile(rng.gamma(4, 1500, n_answers)), is_gold=tile(is_gold),
+        comparison=tile(comparison), question=np.repeat(np.arange(3), n_answers), rater=tile(rater),
+        subject=tile(subject), prompt=tile(prompt), pair=tile(pair), outcome=np.concatenate(outcomes),
+        left_is_a=tile(left_is_a), time_ms=tile(rng.gamma(4, 1500, n_answers)), is_gold=tile(is_gold),
         is_attention=tile(np.zeros(n_answers, bool)), check_passed=tile(rng.random(n_answers) < 0.9),
     )  # fmt: skip
     return table, specs
 
 
-def naive_replicates(table: AnswerTable, specs, n_resamples: int, seed: int = 0) -> tuple[float, float]:
-    """The obvious loop: per replicate, weight every row, count, and fit BT with scipy.
-
-    Returns seconds spent on (win-rate counts, Bradley-Terry fits)."""
-    keep = ~table.is_check
-    comparison, question, outcome = table.comparison[keep], table.question[keep], table.outcome[keep]
-    left = table.left_is_a[keep]
-    raters, rater = np.unique(table.rater[keep], return_inverse=True)
-    prompts, prompt = np.unique(table.item[keep], return_inverse=True)
-    n_questions = int(question.max()) + 1
-    cell = (comparison * n_questions + question) * 3 + (1 - outcome)
-    n_methods = 6
-    method_a = np.array([s.method_a for s in specs])[comparison]
-    method_b = np.array([s.method_b for s in specs])[comparison]
-    winner_left = np.where(left, method_a, method_b)
-    loser_right = np.where(left, method_b, method_a)
+def previous_default(table: AnswerTable, specs, n_resamples: int = 2000, seed: int = 0):
+    """The previous default, from the same building blocks: a two-way (rater x prompt) pigeonhole
+    bootstrap interval, the rater sign-flip test Holm-adjusted for the marks, Bradley-Terry on the
+    same replicates, agreement and rater quality. Returns (low, high, marks) per cell."""
+    cells = build_cells(table, specs, None)
     rng = np.random.default_rng(seed)
-    counting = fitting = 0.0
-    for _ in range(n_resamples):
-        start = time.perf_counter()
-        rater_w = rng.multinomial(raters.size, np.full(raters.size, 1 / raters.size))
-        prompt_w = rng.multinomial(prompts.size, np.full(prompts.size, 1 / prompts.size))
-        weight = rater_w[rater] * prompt_w[prompt]
-        counts = np.bincount(cell, weights=weight, minlength=len(specs) * n_questions * 3).reshape(-1, 3)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            _ = counts[:, 0] / (counts[:, 0] + counts[:, 2]), counts[:, 1] / counts.sum(axis=1)
-        counting += time.perf_counter() - start
-        start = time.perf_counter()
-        for q in range(n_questions):
-            mask = question == q
-            score = np.where(outcome[mask] == 0, 0.5, np.where(outcome[mask] == 1, 1.0, 0.0))
-            score = np.where(left[mask], score, 1 - score)  # left player's score
-            w = weight[mask]
-
-            def loss(theta, w=w, score=score, mask=mask):
-                eta = theta[winner_left[mask]] - theta[loser_right[mask]] + theta[n_methods]
-                log_p, log_q = special.log_expit(eta), special.log_expit(-eta)
-                value = -(w * (score * log_p + (1 - score) * log_q)).sum() + 0.005 * (theta @ theta)
-                residual = w * (score - special.expit(eta))
-                grad = np.zeros(n_methods + 1)
-                np.add.at(grad, winner_left[mask], -residual)
-                np.add.at(grad, loser_right[mask], residual)
-                grad[n_methods] = -residual.sum()
-                return value, grad + 0.01 * theta
-
-            optimize.minimize(loss, np.zeros(n_methods + 1), jac=True, method="L-BFGS-B")
-        fitting += time.perf_counter() - start
-    return counting, fitting
+    replicates = bootstrap.replicate_counts(cells, n_resamples, rng, PREVIOUS_FACTORS, "multinomial")
+    rates = win_rates._rates(replicates.sum(axis=2).astype(np.float64))["win_rate"]
+    low, high = bootstrap.order_statistic_interval(rates, 0.95)
+    n_raters = cells.labels["rater"].size
+    score, present = significance._per_rater_net(cells.cell, cells.factor_codes["rater"], cells.outcome,
+                                                  cells.n_cells, n_raters)  # fmt: skip
+    _, pvalues, _ = significance._sign_flip_pvalues(score, present, n_resamples, seed)
+    adjusted = stats.holm(np.where(np.isnan(pvalues), 1.0, pvalues))
+    bt_results(cells, procedure="bootstrap", random_factors=PREVIOUS_FACTORS, ties="half", ridge=0.01,
+               confidence_level=0.95, n_resamples=n_resamples, seed=seed, replicates=replicates)  # fmt: skip
+    for question in cells.questions:
+        agreement(table, question=int(question), n_resamples=n_resamples, seed=seed)
+    stats.rater_quality(table)
+    return low, high, adjusted < 0.05
 
 
 def best_of(repeats: int, function) -> tuple[float, object]:
@@ -118,51 +107,108 @@ def best_of(repeats: int, function) -> tuple[float, object]:
     return best, result
 
 
+def speed(args) -> None:
+    table, specs = build_study(args.answers)
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"study: {args.answers} answers x 3 questions = {len(table)} rows, {np.unique(table.rater).size} raters, "
+          f"{np.unique(table.subject).size} subjects, {np.unique(table.prompt).size} prompts, "
+          f"{len(specs)} comparisons")  # fmt: skip
+    default, result = best_of(args.repeats, lambda: stats.analyse(table, specs))
+    boot, _ = best_of(args.repeats, lambda: stats.analyse(table, specs, AnalysisSettings(procedure="bootstrap")))
+    previous, _ = best_of(args.repeats, lambda: previous_default(table, specs))
+    print(f"analyse, default (crossed):                      {default:7.3f} s  (best of {args.repeats})")
+    print(f"analyse, procedure='bootstrap' (B = 2000):       {boot:7.3f} s")
+    print(f"previous default (two-way bootstrap + sign flip): {previous:7.3f} s")
+    print(f"ratio default / previous default: {default / previous:.2f} ({previous / default:.1f}x faster)")
+    row = result.row(0, 0)
+    print(f"example cell {row.label}, question 0: {row.estimate.win_rate:.3f} "
+          f"[{row.estimate.win_rate_ci.low:.3f}, {row.estimate.win_rate_ci.high:.3f}], df {row.estimate.df:.1f}, "
+          f"design effect {row.estimate.design_effect:.2f}, adjusted p {row.adjusted_pvalue:.3g}")  # fmt: skip
+
+
+def design_for(name: str, null: bool) -> CrossedStudyDesign:
+    shapes = {"paper": (30, 25), "small": (5, 10)}
+    n_subjects, n_prompts = shapes[name]
+    rates = () if null else tuple(np.round(np.linspace(0.35, 0.75, 45), 4))
+    return CrossedStudyDesign(n_subjects=n_subjects, n_prompts=n_prompts, win_rates=rates)
+
+
+def report(label: str, summary: SimulationSummary, seconds: float) -> None:
+    n = summary.n_studies
+    coverage = summary.coverage()
+    ratio = summary.width_ratio()
+    fwer = summary.family_wise_rate()
+    print(f"{label}: {n} studies in {seconds:.0f} s")
+    print(f"  coverage of the 95% interval: mean {coverage.mean():.3f}, min {coverage.min():.3f}, "
+          f"max {coverage.max():.3f} over {coverage.size} cells (Monte Carlo SE per cell "
+          f"{np.sqrt(0.95 * 0.05 / n):.3f})")  # fmt: skip
+    print(f"  mean width / ideal (2 x 1.96 x sd of the estimate): mean {ratio.mean():.3f}, "
+          f"min {ratio.min():.3f}, max {ratio.max():.3f}")  # fmt: skip
+    if (summary.truth == 0.5).any():
+        null = summary.truth == 0.5
+        se = np.sqrt(max(fwer * (1 - fwer), 0.05 * 0.95) / n)
+        print(f"  family-wise rate of marks (true win rate 50%): {fwer:.3f} (Monte Carlo SE {se:.3f}); "
+              f"p < 0.05: {summary.rejection_rate(0.05):.4f}; p < 0.05/45: "
+              f"{summary.rejection_rate(0.05 / 45):.5f} over {null.sum() * n} tests")  # fmt: skip
+    print(f"  cells where the mark and the adjusted interval disagree: {summary.disagreements()}")
+
+
+def previous_summary(design: CrossedStudyDesign, n_studies: int, seed: int) -> SimulationSummary:
+    rng = np.random.default_rng(seed)
+    collected = {name: [] for name in ("estimate", "low", "high", "marked")}
+    for study in range(n_studies):
+        table, specs = simulate_study(design, rng)
+        low, high, marked = previous_default(table, specs, seed=study)
+        cells = build_cells(table, specs, None)
+        counts = cells.counts().sum(axis=1)
+        collected["estimate"].append(counts[:, 0] / (counts[:, 0] + counts[:, 2]))
+        collected["low"].append(low)
+        collected["high"].append(high)
+        collected["marked"].append(marked)
+    arrays = {name: np.array(values) for name, values in collected.items()}
+    nan = np.full(arrays["low"].shape, np.nan)
+    return SimulationSummary(design.true_win_rates().ravel(), arrays["estimate"], arrays["low"], arrays["high"],
+                             nan, nan, nan, arrays["marked"], 0.95)  # fmt: skip
+
+
+def simulate(args) -> None:
+    design = design_for(args.design, args.null)
+    print(f"design {args.design}: {design.n_subjects} subjects x {design.n_prompts} prompts, {design.n_raters} raters "
+          f"x {design.pairs_per_rater} pairs, SDs rater {design.rater_sd}, subject {design.subject_sd}, prompt "
+          f"{design.prompt_sd}, subject x prompt {design.subject_prompt_sd}; "
+          f"{'all true win rates 50%' if args.null else 'true win rates 35%..75%'}")  # fmt: skip
+    start = time.perf_counter()
+    report("default (crossed)", run_studies(design, args.studies, seed=args.seed), time.perf_counter() - start)
+    if args.bootstrap_studies:
+        start = time.perf_counter()
+        summary = run_studies(design, args.bootstrap_studies, AnalysisSettings(procedure="bootstrap"), seed=args.seed)
+        report("procedure='bootstrap'", summary, time.perf_counter() - start)
+    if args.previous_studies:
+        start = time.perf_counter()
+        summary = previous_summary(design, args.previous_studies, args.seed)
+        report("previous default (two-way bootstrap, sign-flip marks)", summary, time.perf_counter() - start)
+    if not args.null:
+        print(
+            f"  (a valid interval from these studies can only be as narrow as its t quantile allows: "
+            f"t(8) / z = {sps.t.ppf(0.975, 8) / 1.96:.3f}, t(30) / z = {sps.t.ppf(0.975, 30) / 1.96:.3f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--answers", type=int, default=50_000)
-    parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--naive-resamples", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    commands = parser.add_subparsers(dest="command", required=True)
+    timing = commands.add_parser("speed")
+    timing.add_argument("--answers", type=int, default=50_000)
+    timing.add_argument("--repeats", type=int, default=3)
+    simulation = commands.add_parser("simulate")
+    simulation.add_argument("--design", choices=("paper", "small"), default="paper")
+    simulation.add_argument("--studies", type=int, default=2000)
+    simulation.add_argument("--bootstrap-studies", type=int, default=0)
+    simulation.add_argument("--previous-studies", type=int, default=0)
+    simulation.add_argument("--null", action="store_true")
+    simulation.add_argument("--seed", type=int, default=20260)
     args = parser.parse_args()
-
-    table, specs = build_study(args.answers)
-    settings = AnalysisSettings(n_resamples=args.resamples, seed=1)
-    load = os.getloadavg()[0]
-    print(f"load average before: {load:.2f} on {os.cpu_count()} CPUs (other work on the machine slows every line)")
-    print(f"study: {args.answers} answers x 3 questions = {len(table)} rows, "
-          f"{np.unique(table.rater).size} raters, {np.unique(table.item).size} prompts, "
-          f"{len(specs)} comparisons, B = {args.resamples}")  # fmt: skip
-
-    fast, result = best_of(args.repeats, lambda: stats.analyse(table, specs, settings))
-    print(f"analyse (everything, two-way cluster bootstrap):  {fast:7.3f} s  (best of {args.repeats})")
-    parts = {
-        "  one cell via win_rate()": lambda: stats.win_rate(table, 0, 0, n_resamples=args.resamples),
-        "  Bradley-Terry, 3 questions": lambda: stats.bradley_terry(table, specs, n_resamples=args.resamples),
-        "  rater quality": lambda: stats.rater_quality(table),
-        "  agreement, 1 question": lambda: stats.agreement(table, question=0, n_resamples=args.resamples),
-    }
-    for name, function in parts.items():
-        print(f"{name:<50}{best_of(args.repeats, function)[0]:7.3f} s")
-
-    counting, fitting = naive_replicates(table, specs, args.naive_resamples)
-    scale = args.resamples / args.naive_resamples
-    cells = stats._cells(table, specs, None)
-    fast_counts = best_of(args.repeats, lambda: stats._replicate_counts(
-        cells, args.resamples, np.random.default_rng(0), "two-way", "multinomial"))[0]  # fmt: skip
-    print(f"naive loop, {args.naive_resamples} replicates measured, scaled to {args.resamples}:")
-    print(f"  win-rate counts (row weights + bincount)        {counting * scale:7.2f} s")
-    print(f"  Bradley-Terry (scipy L-BFGS per question)       {fitting * scale:7.2f} s")
-    print(f"  total                                           {(counting + fitting) * scale:7.2f} s")
-    naive_total = (counting + fitting) * scale
-    print(f"speed-up, everything: {naive_total / fast:.0f}x (naive {naive_total:.1f} s vs analyse {fast:.3f} s)")
-    print(f"speed-up, bootstrap counts for all {cells.n_cells} cells: {counting * scale / fast_counts:.0f}x "
-          f"(naive {counting * scale:.2f} s vs vectorised {fast_counts:.3f} s)")  # fmt: skip
-    row = result.row(0, 0)
-    print(f"example cell {row.label}, question 0: win rate {row.estimate.win_rate:.3f} "
-          f"[{row.estimate.win_rate_ci.low:.3f}, {row.estimate.win_rate_ci.high:.3f}] (Wilson "
-          f"[{row.wilson_ci.low:.3f}, {row.wilson_ci.high:.3f}]), design effect {row.estimate.design_effect:.2f}, "
-          f"adjusted p {row.adjusted_pvalue:.3g}")  # fmt: skip
+    speed(args) if args.command == "speed" else simulate(args)
 
 
 if __name__ == "__main__":
