@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/stats.py speed [--answers 50000] [--repeats 3]
     .venv/bin/python bench/stats.py simulate --design paper|small [--studies 2000] [--null] [--previous-studies 300]
+    .venv/bin/python bench/stats.py variants --design paper|small [--studies 1000] [--null]
 
 speed: the full analysis (45 cells: intervals, tests, Holm, Bradley-Terry x 3 questions, agreement
 x 3, rater quality) of 50,000 answers x 3 questions x 15 comparisons, 200 raters, 30 subjects, 300
@@ -15,6 +16,10 @@ rater, subject and prompt effects on the log-odds, 25% ties) with 30 subjects x 
 Prints coverage per cell, width against the ideal, family-wise rate of marks, and the number of
 cells where the mark and the interval disagree, for the default, the bootstrap option (fewer
 studies) and the previous default.
+
+variants: on the same simulated studies, the crossed variance with other reference distributions:
+the default (Satterthwaite, bounded by the pooled degrees of freedom), plug-in Satterthwaite per
+cell, t with the fewest levels of a random factor minus one, and the normal.
 """
 
 import argparse
@@ -35,6 +40,7 @@ from studyapp.stats import AnalysisSettings, AnswerTable, ComparisonSpec, bootst
 from studyapp.stats.agreement import agreement
 from studyapp.stats.bradley_terry import bt_results
 from studyapp.stats.cells import build_cells
+from studyapp.stats.crossed_variance import ClusterLayout, ratio_variance
 from studyapp.stats.simulation import CrossedStudyDesign, SimulationSummary, run_studies, simulate_study
 
 PREVIOUS_FACTORS = ("rater", "prompt")  # the previous default resampled raters and prompts, never subjects
@@ -194,6 +200,57 @@ def simulate(args) -> None:
         )
 
 
+def variants(args) -> None:
+    design = design_for(args.design, args.null)
+    rng = np.random.default_rng(args.seed)
+    names = (
+        "default (Satterthwaite, pooled bound)",
+        "plug-in Satterthwaite per cell",
+        "t, fewest levels - 1",
+        "normal",
+    )
+    found = {name: {"low": [], "high": [], "p": []} for name in names}
+    estimates, errors = [], []
+    for _ in range(args.studies):
+        table, specs = simulate_study(design, rng)
+        cells = build_cells(table, specs, None)
+        layout = ClusterLayout.build(cells.cell, cells.factor_codes, cells.n_cells)
+        a_won, decided = (cells.outcome == 1).astype(float), (cells.outcome != 0).astype(float)
+        pooled = ratio_variance(layout, a_won, decided, stats.FACTORS)
+        plug_in = ratio_variance(layout, a_won, decided, stats.FACTORS, pool_df=False)
+        fewest = np.min([pooled.clusters[f] for f in stats.FACTORS], axis=0) - 1.0
+        estimates.append(pooled.estimate)
+        se = np.sqrt(pooled.variance)
+        errors.append(se)
+        for name, df in zip(names, (pooled.df, plug_in.df, fewest, np.full(fewest.shape, np.inf)), strict=True):
+            half = sps.t.ppf(0.975, df) * se
+            found[name]["low"].append(pooled.estimate - half)
+            found[name]["high"].append(pooled.estimate + half)
+            found[name]["p"].append(2 * sps.t.sf(np.abs(pooled.estimate - 0.5) / se, df))
+    estimates = np.array(estimates)
+    truth = design.true_win_rates().ravel()
+    ideal = 2 * 1.96 * estimates.std(axis=0, ddof=1)
+    print(f"design {args.design}, {args.studies} studies, {'null' if args.null else 'true win rates 35%..75%'}")
+    errors = np.array(errors)
+    quantile = np.quantile(np.abs(estimates - truth) / errors, 0.95)
+    floor = (quantile * errors.mean(axis=0) / ideal * 2).mean()
+    print(
+        f"  the 95% quantile of |estimate - truth| / SE over all cells is {quantile:.2f} (1.96 for a normal): an "
+        f"interval estimate +- q SE that covers 95% has mean width {floor:.3f} x the ideal"
+    )
+    for name in names:
+        low, high, p = (np.array(found[name][k]) for k in ("low", "high", "p"))
+        coverage = ((low <= truth) & (truth <= high)).mean(axis=0)
+        marks = np.array([stats.holm(row) < 0.05 for row in p])
+        line = (
+            f"  {name:<40} coverage {coverage.mean():.3f} (min {coverage.min():.3f}), width/ideal "
+            f"{((high - low).mean(axis=0) / ideal).mean():.3f}"
+        )
+        if args.null:
+            line += f", family-wise rate {marks.any(axis=1).mean():.3f}, p < 0.05/45: {(p < 0.05 / 45).mean():.5f}"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -207,8 +264,13 @@ def main() -> None:
     simulation.add_argument("--previous-studies", type=int, default=0)
     simulation.add_argument("--null", action="store_true")
     simulation.add_argument("--seed", type=int, default=20260)
+    other = commands.add_parser("variants")
+    other.add_argument("--design", choices=("paper", "small"), default="paper")
+    other.add_argument("--studies", type=int, default=1000)
+    other.add_argument("--null", action="store_true")
+    other.add_argument("--seed", type=int, default=20260)
     args = parser.parse_args()
-    speed(args) if args.command == "speed" else simulate(args)
+    {"speed": speed, "simulate": simulate, "variants": variants}[args.command](args)
 
 
 if __name__ == "__main__":

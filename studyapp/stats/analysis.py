@@ -269,21 +269,21 @@ def comparison_rows(
     sign_pvalues = sign_test_pvalues([e.wins for e in estimates], [e.losses for e in estimates])
     return tuple(
         ComparisonRow(
-            cells.spec(i).id,
-            cells.spec(i).label,
-            cells.spec(i).method_a,
-            cells.spec(i).method_b,
-            e.question,
-            e,
-            e.wilson_ci(),
-            float(sign_pvalues[i]),
-            float(pvalues[i]),
-            float(adjusted[i]),
-            ConfidenceInterval(float(adjusted_low[i]), float(adjusted_high[i])),
-            float(1 - levels[i]) if shown[i] else float("nan"),
-            bool(in_family[i]),
-            significance_mark(adjusted[i], settings.alpha),
-            _note(e),
+            comparison=cells.spec(i).id,
+            label=cells.spec(i).label,
+            method_a=cells.spec(i).method_a,
+            method_b=cells.spec(i).method_b,
+            question=e.question,
+            estimate=e,
+            wilson_ci=e.wilson_ci(),
+            sign_test_pvalue=float(sign_pvalues[i]),
+            pvalue=float(pvalues[i]),
+            adjusted_pvalue=float(adjusted[i]),
+            adjusted_ci=ConfidenceInterval(float(adjusted_low[i]), float(adjusted_high[i])),
+            adjusted_level=float(1 - levels[i]) if shown[i] else float("nan"),
+            in_family=bool(in_family[i]),
+            mark=significance_mark(adjusted[i], settings.alpha),
+            note=_note(e),
         )
         for i, e in enumerate(estimates)
     )

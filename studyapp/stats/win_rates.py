@@ -213,51 +213,59 @@ def estimate_win_rates(
         cells.cell, cells.outcome, cells.factor_codes, cells.n_cells, random_factors=random_factors,
         confidence_level=confidence_level, replicates=replicates if procedure == "bootstrap" else None,
     )  # fmt: skip
+    settings = {
+        "procedure": procedure,
+        "random_factors": random_factors,
+        "n_resamples": int(n_resamples),
+        "confidence_level": confidence_level,
+        "seed": seed,
+    }
     inference = found.inference
-    low, high = inference.interval(confidence_level)
-    pvalues, floors, design_effect = inference.pvalues(), inference.pvalue_floors(), found.design_effect()
-    results = []
-    for index in range(cells.n_cells):
-        wins, ties, losses = (int(v) for v in found.counts[index])
-        method = "wilson" if inference.fallback[index] else procedure
-        warnings = _warnings(index, procedure, inference, found.clusters, random_factors,
-                             found.undefined_resamples, n_resamples)  # fmt: skip
-        results.append(
-            WinRateResult(
-                cells.spec(index).id,
-                cells.question(index),
-                wins,
-                ties,
-                losses,
-                float(found.win.estimate[index]),
-                ConfidenceInterval(float(low[index]), float(high[index])),
-                float(found.tie_rate.estimate[index]),
-                _pick(found.tie_rate_ci, index),
-                float(found.tie_half_score.estimate[index]),
-                _pick(found.tie_half_score_ci, index),
-                float(inference.standard_error[index]),
-                float(found.win.df[index]),
-                float(pvalues[index]),
-                float(floors[index]),
-                method,
-                int(inference.effective_clusters[index]),
-                float(design_effect[index]),
-                int(found.clusters["rater"][index]),
-                int(found.clusters["subject"][index]),
-                int(found.clusters["prompt"][index]),
-                bool(inference.testable[index]),
-                warnings,
-                int(found.undefined_resamples[index]),
-                procedure,
-                random_factors,
-                int(n_resamples),
-                confidence_level,
-                seed,
-                {name: float(v[index]) for name, v in found.win.components.items()},
-                {name: float(v[index]) for name, v in found.win.covariances.items()},
-            )
-        )
-    return results, inference
+    arrays = {
+        "interval": inference.interval(confidence_level),
+        "pvalue": inference.pvalues(),
+        "floor": inference.pvalue_floors(),
+        "design_effect": found.design_effect(),
+    }
+    return [_cell_result(cells, found, arrays, index, settings) for index in range(cells.n_cells)], inference
+
+
+def _cell_result(cells: Cells, found: CellEstimates, arrays: dict, index: int, settings: dict) -> WinRateResult:
+    inference, (low, high) = found.inference, arrays["interval"]
+    wins, ties, losses = (int(v) for v in found.counts[index])
+    warnings = _warnings(
+        index, settings["procedure"], inference, found.clusters, settings["random_factors"],
+        found.undefined_resamples, settings["n_resamples"],
+    )  # fmt: skip
+    return WinRateResult(
+        comparison=cells.spec(index).id,
+        question=cells.question(index),
+        wins=wins,
+        ties=ties,
+        losses=losses,
+        win_rate=float(found.win.estimate[index]),
+        win_rate_ci=ConfidenceInterval(float(low[index]), float(high[index])),
+        tie_rate=float(found.tie_rate.estimate[index]),
+        tie_rate_ci=_pick(found.tie_rate_ci, index),
+        tie_half_score=float(found.tie_half_score.estimate[index]),
+        tie_half_score_ci=_pick(found.tie_half_score_ci, index),
+        standard_error=float(inference.standard_error[index]),
+        df=float(found.win.df[index]),
+        pvalue=float(arrays["pvalue"][index]),
+        pvalue_floor=float(arrays["floor"][index]),
+        interval_method="wilson" if inference.fallback[index] else settings["procedure"],
+        effective_clusters=int(inference.effective_clusters[index]),
+        design_effect=float(arrays["design_effect"][index]),
+        n_raters=int(found.clusters["rater"][index]),
+        n_subjects=int(found.clusters["subject"][index]),
+        n_prompts=int(found.clusters["prompt"][index]),
+        testable=bool(inference.testable[index]),
+        warnings=warnings,
+        undefined_resamples=int(found.undefined_resamples[index]),
+        variance_components={name: float(v[index]) for name, v in found.win.components.items()},
+        answer_covariances={name: float(v[index]) for name, v in found.win.covariances.items()},
+        **settings,
+    )
 
 
 def _pick(interval: tuple[np.ndarray, np.ndarray], index: int) -> ConfidenceInterval:
