@@ -186,8 +186,16 @@ class SimulationSummary:
 
     def disagreements(self) -> int:
         """Cells (over all studies) where the mark and the adjusted interval disagree about 1/2."""
+        return self.marked_but_covering() + self.unmarked_but_excluding()
+
+    def marked_but_covering(self) -> int:
+        """Marked cells whose adjusted interval contains 1/2 (the mark contradicts the interval)."""
         excludes = (self.adjusted_low > 0.5) | (self.adjusted_high < 0.5)
-        return int((excludes != self.marked).sum())
+        return int((self.marked & ~excludes).sum())
+
+    def unmarked_but_excluding(self) -> int:
+        excludes = (self.adjusted_low > 0.5) | (self.adjusted_high < 0.5)
+        return int((~self.marked & excludes).sum())
 
 
 def run_studies(design: CrossedStudyDesign, n_studies: int, settings=None, seed: int = 0) -> SimulationSummary:
