@@ -187,8 +187,9 @@ def simulate(args) -> None:
           f"x {design.pairs_per_rater} pairs, SDs rater {design.rater_sd}, subject {design.subject_sd}, prompt "
           f"{design.prompt_sd}, subject x prompt {design.subject_prompt_sd}; "
           f"{'all true win rates 50%' if args.null else 'true win rates 35%..75%'}")  # fmt: skip
-    start = time.perf_counter()
-    report("default (crossed)", run_studies(design, args.studies, seed=args.seed), time.perf_counter() - start)
+    if args.studies:
+        start = time.perf_counter()
+        report("default (crossed)", run_studies(design, args.studies, seed=args.seed), time.perf_counter() - start)
     if args.bootstrap_studies:
         start = time.perf_counter()
         summary = run_studies(design, args.bootstrap_studies, AnalysisSettings(procedure="bootstrap"), seed=args.seed)
