@@ -22,6 +22,20 @@ def new_token() -> str:
     return secrets.token_urlsafe(18)
 
 
+ANALYSIS_FACTORS = ("rater", "subject", "prompt")  # the crossed factors of every answer (studyapp.stats.FACTORS)
+
+
+def validate_fixed_factors(value) -> None:
+    """A list of distinct names from ANALYSIS_FACTORS."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"expected a list of factor names from {', '.join(ANALYSIS_FACTORS)}, got {value!r}")
+    unknown = [v for v in value if v not in ANALYSIS_FACTORS]
+    if unknown or len(set(value)) != len(value):
+        raise ValidationError(
+            f"expected distinct factor names from {', '.join(ANALYSIS_FACTORS)}, got {', '.join(map(repr, value))}"
+        )
+
+
 class Concept(models.Model):
     class Kind(models.TextChoices):
         LIVE = "live", "live subject"
@@ -279,6 +293,13 @@ class Study(models.Model):
     open_link_token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
     random_seed = models.BigIntegerField(default=0)
     exclusion_rules = models.JSONField(default=dict, blank=True)
+    fixed_factors = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_fixed_factors],
+        help_text='Factors whose levels here are the whole population, e.g. ["subject"] when these subjects are '
+        "the ones the claims are about. The analysis treats the others (of rater, subject, prompt) as random.",
+    )
     created = models.DateTimeField(default=timezone.now)
     published = models.DateTimeField(null=True, blank=True)
 

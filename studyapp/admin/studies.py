@@ -54,6 +54,7 @@ DESIGN_FIELDS_SHOWN = [
     "attention_rate",
     "random_seed",
     "exclusion_rules",
+    "fixed_factors",
 ]
 
 

@@ -36,6 +36,7 @@ class StudySerializer(serializers.ModelSerializer):
             "ratings_per_pair",
             "pairs_per_rater",
             "exclusion_rules",
+            "fixed_factors",
             "random_seed",
             "created",
             "published",

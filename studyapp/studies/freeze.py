@@ -37,6 +37,7 @@ DESIGN_FIELDS = (
     "attention_rate",
     "random_seed",
     "exclusion_rules",
+    "fixed_factors",
 )
 STATE_MOVES = {
     Study.State.DRAFT: {Study.State.DRAFT, Study.State.PUBLISHED},
