@@ -3,6 +3,7 @@
     .venv/bin/python bench/stats.py speed [--answers 50000] [--repeats 3]
     .venv/bin/python bench/stats.py simulate --design paper|small [--studies 2000] [--null] [--previous-studies 300]
     .venv/bin/python bench/stats.py variants --design paper|small [--studies 1000] [--null]
+    .venv/bin/python bench/stats.py plan [--studies 200]
 
 speed: the full analysis (45 cells: intervals, tests, Holm, Bradley-Terry x 3 questions, agreement
 x 3, rater quality) of 50,000 answers x 3 questions x 15 comparisons, 200 raters, 30 subjects, 300
@@ -20,6 +21,10 @@ studies) and the previous default.
 variants: on the same simulated studies, the crossed variance with other reference distributions:
 the default (Satterthwaite, bounded by the pooled degrees of freedom), plug-in Satterthwaite per
 cell, t with the fewest levels of a random factor minus one, and the normal.
+
+plan: the planner checked by simulation: components from twelve pilot studies (12 subjects x 15
+prompts, 3 comparisons), a plan for each target half-width, and the mean half-width of --studies
+studies of the planned size.
 """
 
 import argparse
@@ -251,6 +256,32 @@ def variants(args) -> None:
         print(line)
 
 
+PLAN_SHAPE = {"n_subjects": 12, "n_prompts": 15, "n_comparisons": 3, "n_questions": 1, "pairs_per_rater": 30,
+              "win_rates": (0.6, 0.55, 0.5)}  # fmt: skip
+
+
+def plan(args) -> None:
+    rng = np.random.default_rng(args.seed)
+    pilot_rows = []
+    for _ in range(12):
+        table, specs = simulate_study(CrossedStudyDesign(n_raters=300, **PLAN_SHAPE), rng)
+        pilot_rows += [row.estimate for row in stats.analyse(table, specs).rows]
+    components = stats.VarianceComponents.from_results(pilot_rows)
+    design = stats.CrossedDesign(n_subjects=12, n_prompts=15, decided_per_rater=30 / 3 * 0.75)
+    print(f"components from 12 pilot studies: {components}")
+    for half_width in (0.06, 0.08, 0.10, 0.12):
+        found = stats.plan_for_width(half_width, components=components, design=design, win_rate=0.55, tie_rate=0.25)
+        if not found.reachable:
+            print(f"  half-width {half_width}: out of reach, the floor with 12 subjects x 15 prompts is "
+                  f"{found.smallest_half_width:.3f}")  # fmt: skip
+            continue
+        summary = run_studies(CrossedStudyDesign(n_raters=found.raters, **PLAN_SHAPE), args.studies, seed=args.seed)
+        realised = (summary.high - summary.low).mean() / 2
+        print(f"  half-width {half_width}: plan {found.n_decisive} decided answers per cell ({found.raters} raters, "
+              f"df {found.df:.1f}), promised {found.promised_half_width:.4f}, realised {realised:.4f} over "
+              f"{args.studies} studies")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -269,8 +300,11 @@ def main() -> None:
     other.add_argument("--studies", type=int, default=1000)
     other.add_argument("--null", action="store_true")
     other.add_argument("--seed", type=int, default=20260)
+    planning = commands.add_parser("plan")
+    planning.add_argument("--studies", type=int, default=200)
+    planning.add_argument("--seed", type=int, default=20260)
     args = parser.parse_args()
-    {"speed": speed, "simulate": simulate, "variants": variants}[args.command](args)
+    {"speed": speed, "simulate": simulate, "variants": variants, "plan": plan}[args.command](args)
 
 
 if __name__ == "__main__":

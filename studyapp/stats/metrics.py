@@ -130,6 +130,9 @@ def metric_agreement(
         return MetricAgreementResult(n, int(agree.sum()), share, naive, ties, "wilson", float("nan"), float("nan"),
                                      (), confidence_level, warning)  # fmt: skip
     random = tuple(given)
+    if n == 0:
+        return MetricAgreementResult(0, 0, share, naive, ties, "wilson", float("nan"), float("nan"), random,
+                                     confidence_level, ("no decided answer with both metrics",))  # fmt: skip
     found = _ratio(agree.astype(float), np.ones(n), {k: v[usable] for k, v in given.items()}, random)
     warnings = _few_levels(found.clusters, random)
     if found.usable:
