@@ -18,13 +18,25 @@ from studyapp.results.report import results_json
 from studyapp.results.snapshots import create_snapshot, snapshot_matches_current_data
 
 SETTING_PARAMETERS = [
-    OpenApiParameter("n_resamples", int, description="Bootstrap replicates (default: RESULTS_BOOTSTRAP_RESAMPLES)."),
-    OpenApiParameter("seed", int, description="Bootstrap seed (default: the study's random seed)."),
+    OpenApiParameter(
+        "procedure",
+        str,
+        enum=["crossed", "bootstrap"],
+        description="One procedure gives the interval, the p-value and the mark; default crossed.",
+    ),
+    OpenApiParameter(
+        "random_factors",
+        str,
+        description="Comma-separated factors treated as random (rater, subject, prompt, or none); "
+        "default: all but the study's fixed_factors.",
+    ),
+    OpenApiParameter("multiplicity", str, enum=["holm", "bonferroni"], description="Family-wise adjustment."),
+    OpenApiParameter("n_resamples", int, description="Resamples, 1 to 20000 (default: RESULTS_BOOTSTRAP_RESAMPLES)."),
+    OpenApiParameter("seed", int, description="Resampling seed (default: the study's random seed)."),
     OpenApiParameter("confidence_level", float, description="Default 0.95."),
-    OpenApiParameter("alpha", float, description="Family-wise error rate for Holm; default 0.05."),
-    OpenApiParameter("test", str, enum=["sign_flip", "bootstrap", "sign"], description="Primary test."),
+    OpenApiParameter("alpha", float, description="Family-wise error rate; default 0.05."),
+    OpenApiParameter("weights", str, enum=["multinomial", "poisson"], description="Bootstrap weights."),
     OpenApiParameter("ties", str, enum=["half", "davidson"], description="Ties in the Bradley-Terry fit."),
-    OpenApiParameter("cluster", str, enum=["two-way", "rater", "item", "none"], description="Bootstrap clusters."),
 ]
 
 
@@ -85,13 +97,17 @@ class StudyExport(APIView):
         parameters=SETTING_PARAMETERS,
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
+            (200, "text/x-tex"): OpenApiResponse(OpenApiTypes.STR),
+            (200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR),
             (200, "application/json"): OpenApiTypes.OBJECT,
         },
     )
     def get(self, request, pk: int, what: str, file_format: str):
         study = get_object_or_404(Study, pk=pk)
-        if what not in ("results", "answers") or file_format not in exports.FORMATS:
-            raise NotFound(f"export {what}.{file_format}: expected results or answers as csv or json")
+        try:
+            exports.check_export(what, file_format)
+        except ValueError as exc:
+            raise NotFound(str(exc)) from None
         if what == "answers":
             return exports.answers_response(study, file_format)
         return exports.results_response(study, _study_results(study, request), file_format)
@@ -111,7 +127,11 @@ class SnapshotList(generics.ListCreateAPIView):
         serializer = SnapshotSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            snapshot = create_snapshot(study, label=serializer.validated_data.get("label", ""))
+            snapshot = create_snapshot(
+                study,
+                label=serializer.validated_data.get("label", ""),
+                overrides=settings_overrides(request.query_params),
+            )
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(SnapshotDetailSerializer(snapshot).data, status=201)

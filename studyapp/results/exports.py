@@ -16,11 +16,15 @@ from django.utils import timezone
 
 from studyapp.models import QUESTIONS, Answer, Study
 from studyapp.results.analysis import StudyResults
+from studyapp.results.metrics import method_metric_summary
+from studyapp.results.paper_tables import latex_table, markdown_table
 from studyapp.results.pseudonyms import pseudonym
 from studyapp.results.report import json_safe, result_rows, results_json
 
 CHUNK_SIZE = 2000
 FORMATS = ("csv", "json")
+RESULT_FORMATS = (*FORMATS, "tex", "md")  # the win-rate table also as LaTeX (booktabs) and Markdown
+PAPER_TABLES = {"tex": ("text/x-tex", latex_table), "md": ("text/markdown", markdown_table)}
 ANSWER_COLUMNS = (
     "answer",
     "rater",
@@ -83,10 +87,20 @@ def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator[
         yield writer.writerow(["" if v is None else v for v in row])
 
 
-def check_format(file_format: str) -> str:
-    if file_format not in FORMATS:
-        raise ValueError(f"export format: expected one of {', '.join(FORMATS)}, got {file_format!r}")
+def check_format(file_format: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    if file_format not in allowed:
+        raise ValueError(f"export format: expected one of {', '.join(allowed)}, got {file_format!r}")
     return file_format
+
+
+def check_export(what: str, file_format: str) -> None:
+    """Raises ValueError unless ``what.file_format`` is an export: results as csv/json/tex/md, answers as csv/json."""
+    allowed = {"results": RESULT_FORMATS, "answers": FORMATS}
+    if what not in allowed or file_format not in allowed[what]:
+        raise ValueError(
+            f"export {what}.{file_format}: expected results.{{{','.join(RESULT_FORMATS)}}} "
+            f"or answers.{{{','.join(FORMATS)}}}"
+        )
 
 
 def _filename(study: Study, what: str, file_format: str) -> str:
@@ -176,8 +190,12 @@ def results_rows(results: StudyResults) -> list[dict[str, Any]]:
 
 
 def results_response(study: Study, results: StudyResults, file_format: str) -> HttpResponse:
-    """The win-rate table (CSV: flat rows; JSON: the whole results with settings)."""
-    if check_format(file_format) == "csv":
+    """The win-rate table (CSV: flat rows; JSON: the whole results with settings; tex / md: Table 1)."""
+    if check_format(file_format, RESULT_FORMATS) in PAPER_TABLES:
+        content_type, render = PAPER_TABLES[file_format]
+        body = render(results, results.primary, method_metric_summary(_method_ids(results)))
+        response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+    elif file_format == "csv":
         rows = json_safe(results_rows(results))
         header = list(rows[0]) if rows else ["analysis", "comparison", "question"]
         body = "".join(csv_lines(header, ([row.get(c) for c in header] for row in rows)))
@@ -186,3 +204,7 @@ def results_response(study: Study, results: StudyResults, file_format: str) -> H
         body = json.dumps(results_json(study, results), allow_nan=False, indent=1)
         response = HttpResponse(body, content_type="application/json")
     return _attachment(response, _filename(study, "results", file_format))
+
+
+def _method_ids(results: StudyResults) -> set[int]:
+    return {m for c in results.comparisons for m in (c.method_a_id, c.method_b_id)}

@@ -3,6 +3,7 @@ and the Pareto plot of a study's methods (TS against IS)."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,6 @@ from django.db.models import Avg, Count, Q, StdDev
 
 from studyapp import stats
 from studyapp.models import Concept, Method, MetricScore, Pair, Study
-from studyapp.results.analysis import StudyResults
 from studyapp.results.table import QUESTION_IDS
 
 SHOWN_METRICS = ("clip_ts", "clip_is", "dino_is")
@@ -40,43 +40,101 @@ def method_metric_summary(method_ids, by_concept: bool = False) -> dict:
     return summary
 
 
-def human_metric_agreement(study: Study, results: StudyResults) -> list[dict[str, Any]]:
-    """Per comparison (and over all of them): on decisive answers (after exclusions), how often the
-    metric of the two images picks the same method as the question it measures."""
-    table = results.table.without_raters(results.excluded_raters) if results.excluded_raters else results.table
-    regular = Pair.objects.filter(study=study, kind=Pair.Kind.REGULAR)
-    pair_images = {pk: (a, b) for pk, a, b in regular.values_list("id", "image_a_id", "image_b_id")}
-    scores: dict[tuple[int, str], float] = {}
-    score_rows = (
-        MetricScore.objects.filter(metric__in=SHOWN_METRICS)
-        .filter(Q(image_id__in=regular.values("image_a_id")) | Q(image_id__in=regular.values("image_b_id")))
-        .order_by("created", "id")
-        .values_list("image_id", "metric", "value")
-    )
-    for image, metric, value in score_rows:
-        scores[(image, metric)] = value  # the newest score per image and metric wins
-    groups = [(c.pk, str(c)) for c in results.comparisons] + [(None, "all comparisons")]
+@dataclass(frozen=True)
+class PairMetrics:
+    """The study's regular pairs (images, subject, prompt) and the newest metric score of each image."""
+
+    pairs: dict[int, tuple[int, int, int, int, int]]  # pair id -> (comparison, image A, image B, concept, prompt)
+    scores: dict[tuple[int, str], float]  # (image id, metric) -> value
+
+    @classmethod
+    def of(cls, study: Study) -> PairMetrics:
+        regular = Pair.objects.filter(study=study, kind=Pair.Kind.REGULAR)
+        fields = ("id", "comparison_id", "image_a_id", "image_b_id", "concept_id", "prompt_id")
+        pairs = {row[0]: row[1:] for row in regular.values_list(*fields)}
+        scores: dict[tuple[int, str], float] = {}
+        of_pairs = Q(image_id__in=regular.values("image_a_id")) | Q(image_id__in=regular.values("image_b_id"))
+        rows = (
+            MetricScore.objects.filter(of_pairs, metric__in=SHOWN_METRICS)
+            .order_by("created", "id")
+            .values_list("image_id", "metric", "value")
+        )
+        for image, metric, value in rows:
+            scores[(image, metric)] = value  # the newest score per image and metric wins
+        return cls(pairs, scores)
+
+    def side(self, pair_ids: np.ndarray, metric: str, which: int) -> np.ndarray:
+        """The metric of image A (which=1) or B (which=2) of each pair; NaN when unscored."""
+        return np.array(
+            [self.scores.get((self.pairs[p][which], metric), np.nan) if p in self.pairs else np.nan for p in pair_ids],
+            float,
+        )
+
+
+def human_metric_agreement(
+    table: stats.AnswerTable, comparisons, found: PairMetrics, random_factors=stats.FACTORS
+) -> list[dict[str, Any]]:
+    """Per comparison (and over all of them): on decided answers of ``table`` (already without the excluded
+    raters), how often the metric of the two images picks the same method as the question it measures.
+
+    The interval is clustered by the random factors among rater, subject and prompt, like the win rates."""
+    groups = [(c.pk, str(c)) for c in comparisons] + [(None, "all comparisons")]
     out = []
     for question, metric in HUMAN_METRIC_CHECKS:
         rows = ~table.is_check & (table.question == QUESTION_IDS[question])
         pairs = table.pair[rows]
-        side_a = np.array([scores.get((pair_images.get(p, (0, 0))[0], metric), np.nan) for p in pairs], float)
-        side_b = np.array([scores.get((pair_images.get(p, (0, 0))[1], metric), np.nan) for p in pairs], float)
+        side_a, side_b = found.side(pairs, metric, 1), found.side(pairs, metric, 2)
         for comparison, label in groups:
             keep = np.ones(pairs.size, bool) if comparison is None else table.comparison[rows] == comparison
-            found = stats.metric_agreement(table.outcome[rows][keep], side_a[keep], side_b[keep])
+            clusters = {f: getattr(table, f)[rows][keep] for f in random_factors}
+            result = stats.metric_agreement(table.outcome[rows][keep], side_a[keep], side_b[keep], **clusters)
             out.append(
                 {
                     "comparison": comparison,
                     "label": label,
                     "question": question,
                     "metric": metric,
-                    "n": found.n,
-                    "n_agree": found.n_agree,
-                    "share": found.share,
-                    "ci_low": found.share_ci.low,
-                    "ci_high": found.share_ci.high,
-                    "metric_ties": found.metric_ties,
+                    "n": result.n,
+                    "n_agree": result.n_agree,
+                    "share": result.share,
+                    "ci_low": result.share_ci.low,
+                    "ci_high": result.share_ci.high,
+                    "interval_method": result.interval_method,
+                    "metric_ties": result.metric_ties,
+                    "warnings": list(result.warnings),
+                }
+            )
+    return out
+
+
+def metric_differences(comparisons, found: PairMetrics, settings: stats.AnalysisSettings) -> list[dict[str, Any]]:
+    """Per comparison and metric: the mean over image slots of metric(A's image) - metric(B's image),
+    paired by slot (same subject, prompt and seed), with an interval clustered by subject and prompt."""
+    slots: dict[int, set[tuple[int, int, int, int]]] = {}
+    for comparison, image_a, image_b, concept, prompt in found.pairs.values():
+        slots.setdefault(comparison, set()).add((image_a, image_b, concept, prompt))
+    random = tuple(f for f in ("subject", "prompt") if f in settings.random_factors)
+    out = []
+    for comparison in comparisons:
+        chosen = sorted(slots.get(comparison.pk, ()))
+        for metric in SHOWN_METRICS:
+            a = [found.scores.get((s[0], metric), np.nan) for s in chosen]
+            b = [found.scores.get((s[1], metric), np.nan) for s in chosen]
+            if not np.isfinite(np.array(a + b, float)).any():
+                continue
+            result = stats.metric_difference(
+                a, b, subject=[s[2] for s in chosen], prompt=[s[3] for s in chosen], random_factors=random,
+                confidence_level=settings.confidence_level,
+            )  # fmt: skip
+            values = {k: v for k, v in dataclasses.asdict(result).items() if k != "difference_ci"}
+            out.append(
+                {
+                    "comparison": comparison.pk,
+                    "label": str(comparison),
+                    "metric": metric,
+                    **values,
+                    "ci_low": result.difference_ci.low,
+                    "ci_high": result.difference_ci.high,
                 }
             )
     return out

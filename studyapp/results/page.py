@@ -31,9 +31,12 @@ def interval(low, high) -> str:
     return f"[{100 * low:.1f}, {100 * high:.1f}]" if _finite(low) and _finite(high) else "–"
 
 
-def pvalue(value) -> str:
+def pvalue(value, floor: float = 0.0) -> str:
+    """Three decimals, "<0.001" below that; at a resampling procedure's floor, "< floor"."""
     if not _finite(value):
         return "–"
+    if floor and value <= floor:
+        return f"< {floor:.2g}"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
@@ -53,23 +56,7 @@ def table_one(study_results: StudyResults, analysis, metrics: dict) -> dict[str,
     columns = list(study_results.comparisons)
     rows = []
     for question_id, question in enumerate(QUESTIONS):
-        cells = []
-        for comparison in columns:
-            row = analysis.row(comparison.pk, question_id)
-            e = row.estimate
-            cells.append(
-                {
-                    "win_rate": percent(e.win_rate),
-                    "interval": interval(e.win_rate_ci.low, e.win_rate_ci.high),
-                    "n": e.n,
-                    "wins": e.wins,
-                    "ties": e.ties,
-                    "losses": e.losses,
-                    "tie_rate": percent(e.tie_rate),
-                    "adjusted_p": pvalue(row.adjusted_pvalue),
-                    "mark": row.mark,
-                }
-            )
+        cells = [cell(analysis.row(comparison.pk, question_id)) for comparison in columns]
         rows.append({"question": question, "cells": cells})
     metric_rows = []
     for metric in SHOWN_METRICS:
@@ -80,6 +67,68 @@ def table_one(study_results: StudyResults, analysis, metrics: dict) -> dict[str,
             cells.append({"a": number(a["mean"]) if a else "–", "b": number(b["mean"]) if b else "–"})
         metric_rows.append({"metric": METRIC_LABELS[metric], "cells": cells})
     return {"columns": columns, "rows": rows, "metric_rows": metric_rows}
+
+
+def cell(row) -> dict[str, Any]:
+    """One comparison x question: the estimate, its marginal and adjusted intervals, p-values, the mark,
+    and why a cell is not tested or what its interval fell back to."""
+    e = row.estimate
+    return {
+        "win_rate": percent(e.win_rate),
+        "interval": interval(e.win_rate_ci.low, e.win_rate_ci.high),
+        "adjusted_interval": interval(row.adjusted_ci.low, row.adjusted_ci.high),
+        "adjusted_level": f"{100 * row.adjusted_level:.2f}%" if _finite(row.adjusted_level) else "",
+        "interval_method": e.interval_method,
+        "n": e.n,
+        "wins": e.wins,
+        "ties": e.ties,
+        "losses": e.losses,
+        "tie_rate": percent(e.tie_rate),
+        "p": pvalue(e.pvalue, e.pvalue_floor),
+        "adjusted_p": pvalue(row.adjusted_pvalue, row.adjusted_pvalue if row.pvalue_is_floor else 0.0),
+        "mark": row.mark,
+        "tested": e.testable,
+        "note": row.note,
+        "warnings": [w for w in e.warnings if not w.startswith("too few") and w != "no decided answers"],
+        "clusters": f"{e.n_raters} raters, {e.n_subjects} subjects, {e.n_prompts} prompts",
+    }
+
+
+def metric_difference_rows(study_results: StudyResults) -> list[dict[str, Any]]:
+    return [
+        {
+            "label": row["label"],
+            "metric": METRIC_LABELS.get(row["metric"], row["metric"]),
+            "a": number(row["mean_a"], 4),
+            "b": number(row["mean_b"], 4),
+            "difference": number(row["difference"], 4),
+            "interval": f"[{number(row['ci_low'], 4)}, {number(row['ci_high'], 4)}]",
+            "p": pvalue(row["pvalue"]),
+            "n": row["n"],
+            "levels": f"{row['n_subjects']} subjects, {row['n_prompts']} prompts",
+            "warnings": row["warnings"],
+        }
+        for row in study_results.computed.metric_differences
+    ]
+
+
+def breakdown_rows(study_results: StudyResults, by: str) -> list[dict[str, Any]]:
+    """Exploratory per-subject (or per-prompt) rows, with Benjamini-Hochberg q-values and no marks."""
+    return [
+        {
+            "label": row["label"],
+            "question": QUESTIONS[row["question"]],
+            "name": row["name"],
+            "win_rate": percent(row["win_rate"]),
+            "interval": interval(*row["win_rate_ci"]),
+            "interval_method": row["interval_method"],
+            "n": row["wins"] + row["ties"] + row["losses"],
+            "counts": f"{row['wins']}/{row['ties']}/{row['losses']}",
+            "q": pvalue(row["qvalue"]),
+            "warnings": row["warnings"],
+        }
+        for row in study_results.computed.breakdowns[by]
+    ]
 
 
 def _x(value: float) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 from studyapp import stats
 from studyapp.models import QUESTIONS, Study
 from studyapp.results.analysis import StudyResults
-from studyapp.results.metrics import human_metric_agreement, method_metric_summary
+from studyapp.results.metrics import method_metric_summary
 from studyapp.results.pseudonyms import pseudonym
 
 
@@ -77,6 +77,8 @@ def _analysis_json(results: StudyResults, analysis: stats.AnalysisResult, label:
             "ridge": fit.ridge,
             "converged": fit.converged,
             "failed_resamples": fit.failed_resamples,
+            "procedure": fit.procedure,
+            "df": fit.df,
         }
     agreement = {}
     for question, found in analysis.agreement.items():
@@ -84,6 +86,10 @@ def _analysis_json(results: StudyResults, analysis: stats.AnalysisResult, label:
         values["krippendorff_alpha_ci"] = list(found.krippendorff_alpha_ci)
         agreement[question_name(question)] = values
     return {
+        "procedure": analysis.procedure,
+        "tests_in_family": analysis.n_tests,
+        "resamples_used": analysis.n_resamples,
+        "warnings": list(analysis.warnings),
         "rows": result_rows(results, analysis, label),
         "bradley_terry": bradley_terry,
         "agreement": agreement,
@@ -124,6 +130,8 @@ def results_json(study: Study, results: StudyResults) -> dict[str, Any]:
             "metrics": {name: metrics.get(pk, {}) for pk, name in methods.items()},
             "with_exclusions": _analysis_json(results, results.primary, "with_exclusions", methods),
             "all_raters": _analysis_json(results, results.all_raters, "all_raters", methods),
-            "human_metric_agreement": human_metric_agreement(study, results),
+            "human_metric_agreement": list(results.computed.human_metric),
+            "metric_differences": list(results.computed.metric_differences),
+            "breakdowns": {by: list(rows) for by, rows in results.computed.breakdowns.items()},
         }
     )

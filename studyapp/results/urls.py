@@ -6,6 +6,7 @@ from studyapp.results import views
 
 urlpatterns = [
     path("studies/<int:pk>/results/", views.study_results_page, name="study-results"),
+    path("studies/<int:pk>/results/by-<slug:by>/", views.study_breakdown, name="study-breakdown"),
     path("studies/<int:pk>/export/<slug:what>.<slug:file_format>", views.study_export, name="study-export"),
     path("studies/<int:pk>/snapshots/", views.study_snapshot_create, name="study-snapshot-create"),
     path("studies/<int:pk>/snapshots/<int:snapshot_pk>.json", views.snapshot_json, name="study-snapshot"),

@@ -4,6 +4,7 @@ the Pareto plot and method pages."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -16,18 +17,13 @@ from studyapp.models import AnalysisSnapshot, Comparison, Concept, Method, Study
 from studyapp.results import exports
 from studyapp.results.analysis import SettingsError, settings_overrides, study_results
 from studyapp.results.exclusions import RulesError
-from studyapp.results.metrics import (
-    METRIC_LABELS,
-    SHOWN_METRICS,
-    human_metric_agreement,
-    method_metric_summary,
-    pareto_svg,
-    study_methods,
-)
+from studyapp.results.metrics import METRIC_LABELS, SHOWN_METRICS, method_metric_summary, pareto_svg, study_methods
 from studyapp.results.page import (
     agreement_rows,
     bradley_terry_tables,
+    breakdown_rows,
     interval,
+    metric_difference_rows,
     number,
     percent,
     rater_quality_rows,
@@ -47,7 +43,8 @@ def _study_results_or_error(request, study: Study):
 @staff_member_required
 def study_results_page(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
-    context: dict[str, Any] = {"study": study, "query": request.GET.urlencode()}
+    overrides = settings_overrides(request.GET)
+    context: dict[str, Any] = {"study": study, "query": request.GET.urlencode(), "overrides": overrides}
     try:
         found, bad_request = _study_results_or_error(request, study)
     except RulesError as exc:
@@ -75,10 +72,14 @@ def study_results_page(request, pk: int):
             "median_time": number(found.all_raters.rater_quality.cohort_median_time_ms / 1000, 1),
         },
         by_rule=exclusions.counts_by_rule() if exclusions else {},
+        legend=found.primary.procedure,
+        warnings=found.primary.warnings,
+        untested=sum(not row.estimate.testable for row in found.primary.rows),
         human_metric=[
             {**row, "share": percent(row["share"]), "interval": interval(row["ci_low"], row["ci_high"])}
-            for row in human_metric_agreement(study, found)
+            for row in found.computed.human_metric
         ],
+        metric_differences=metric_difference_rows(found),
         methods=[
             {"pk": pk_, "name": name, "metrics": [metrics.get(pk_, {}).get(m) for m in SHOWN_METRICS]}
             for pk_, name in sorted(method_names.items(), key=lambda item: item[1])
@@ -91,11 +92,37 @@ def study_results_page(request, pk: int):
 
 
 @staff_member_required
-def study_export(request, pk: int, what: str, file_format: str):
-    """/studies/<id>/export/results.csv, results.json, answers.csv, answers.json."""
+def study_breakdown(request, pk: int, by: str):
+    """/studies/<id>/results/by-subject/ or by-prompt/: exploratory win rates per subject or prompt."""
     study = get_object_or_404(Study, pk=pk)
-    if file_format not in exports.FORMATS or what not in ("results", "answers"):
-        raise Http404(f"export {what}.{file_format}: expected results or answers as csv or json")
+    if by not in ("subject", "prompt"):
+        raise Http404(f"breakdown by {by!r}: expected subject or prompt")
+    try:
+        found, bad_request = _study_results_or_error(request, study)
+    except RulesError as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    if bad_request:
+        return bad_request
+    context = {
+        "study": study,
+        "by": by,
+        "rows": breakdown_rows(found, by),
+        "results": found,
+        "query": request.GET.urlencode(),
+        "level": f"{100 * found.settings.confidence_level:g}%",
+        "random": ", ".join(f for f in found.settings.random_factors if f != by) or "none",
+    }
+    return render(request, "studyapp/results/breakdown.html", context)
+
+
+@staff_member_required
+def study_export(request, pk: int, what: str, file_format: str):
+    """/studies/<id>/export/results.{csv,json,tex,md}, answers.{csv,json}."""
+    study = get_object_or_404(Study, pk=pk)
+    try:
+        exports.check_export(what, file_format)
+    except ValueError as exc:
+        raise Http404(str(exc)) from None
     if what == "answers":
         return exports.answers_response(study, file_format)
     try:
@@ -109,13 +136,17 @@ def study_export(request, pk: int, what: str, file_format: str):
 @require_POST
 def study_snapshot_create(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
+    overrides = settings_overrides(request.POST)  # the settings on screen, carried by the form
     try:
-        snapshot = create_snapshot(study, label=request.POST.get("label", "")[:200])
-    except RulesError as exc:
+        snapshot = create_snapshot(study, label=request.POST.get("label", "")[:200], overrides=overrides)
+    except (RulesError, SettingsError) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Snapshot {snapshot.pk} saved (data hash {snapshot.data_hash[:12]}…).")
-    return redirect("study-results", pk=study.pk)
+    response = redirect("study-results", pk=study.pk)
+    if overrides:
+        response["Location"] += "?" + urlencode(overrides)
+    return response
 
 
 @staff_member_required

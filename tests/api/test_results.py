@@ -81,6 +81,26 @@ def test_bad_settings_are_a_400_naming_the_setting(owner_client, study):
     response = owner_client.get(f"/api/studies/{study.pk}/results/?confidence_level=2")
     assert response.status_code == 400
     assert "confidence_level" in response.json()["detail"]
+    response = owner_client.get(f"/api/studies/{study.pk}/results/?n_resamples=0")
+    assert response.status_code == 400 and "n_resamples: expected 1 to 20000" in response.json()["detail"]
+
+
+def test_results_say_which_procedure_and_factors_gave_them(owner_client, study):
+    data = owner_client.get(f"/api/studies/{study.pk}/results/?n_resamples=80").json()
+    assert data["settings"]["procedure"] == "crossed" and data["settings"]["fixed_factors"] == ["subject"]
+    assert data["settings"]["random_factors"] == ["rater", "prompt"]
+    analysis = data["with_exclusions"]
+    assert "crossed random-factor variance" in analysis["procedure"] and analysis["tests_in_family"] == 6
+    row = analysis["rows"][0]
+    assert row["interval_method"] == "crossed" and row["testable"] is True
+    assert row["adjusted_ci_low"] <= row["ci_low"] <= row["ci_high"] <= row["adjusted_ci_high"]
+    assert set(data["breakdowns"]) == {"subject", "prompt"} and data["metric_differences"] == []
+
+
+def test_an_api_snapshot_freezes_the_settings_of_its_query(owner_client, study):
+    created = owner_client.post(f"/api/studies/{study.pk}/snapshots/?procedure=bootstrap&n_resamples=400", {})
+    assert created.status_code == 201
+    assert created.json()["settings"]["procedure"] == "bootstrap" and created.json()["settings"]["n_resamples"] == 400
 
 
 def test_an_export_ignores_the_accept_header(owner_client, study):
@@ -116,7 +136,8 @@ def test_the_schema_describes_the_results_endpoints(owner_client):
     ):
         assert path in schema["paths"], path
     parameters = {p["name"] for p in schema["paths"]["/api/studies/{id}/results/"]["get"]["parameters"]}
-    assert {"n_resamples", "seed", "test"} <= parameters
+    assert {"procedure", "random_factors", "multiplicity", "n_resamples", "seed"} <= parameters
+    assert not {"test", "cluster"} & parameters  # retired: a link carrying them is refused
 
 
 def test_the_schema_validates_without_warnings(tmp_path):

@@ -57,7 +57,11 @@ def _screen(choice: str, left_is_a: bool) -> str:
 
 
 def study_with_answers(methods: int = 3, raters: int = 6, **fields) -> Study:
-    """A published study (method 1..n-1 against method 0, 4 prompts x 2 seeds) with answers."""
+    """A published study (method 1..n-1 against method 0, 4 prompts x 2 seeds) with answers.
+
+    It has one concept, so unless told otherwise it declares the subject fixed (that concept is the
+    population its claims are about); with the subject random, no cell could be tested."""
+    fields.setdefault("fixed_factors", ["subject"])
     study = published_study(seeds=2, methods=methods, templates=TEMPLATES, **fields)
     add_answers(study, raters=raters)
     return study

@@ -4,15 +4,18 @@ import json
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from studyapp.models import AnalysisSnapshot, Answer, MetricScore, Pair, Rater
 from studyapp.results.analysis import SettingsError, analysis_settings, study_results
 from studyapp.results.exclusions import RulesError, apply_study_rules
-from studyapp.results.metrics import human_metric_agreement, method_metric_summary
+from studyapp.results.metrics import PairMetrics, human_metric_agreement, method_metric_summary
 from studyapp.results.pseudonyms import pseudonym
 from studyapp.results.report import results_json
 from studyapp.results.snapshots import create_snapshot, snapshot_matches_current_data
 from studyapp.results.table import answer_table
+from studyapp.stats import FACTORS
 from tests.results.factories import add_answers, answer, gold_pair, study_with_answers
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +39,8 @@ def test_it_builds_one_row_per_question_in_method_space():
     assert table.outcome.tolist() == [1, 0, -1]
     assert table.left_is_a.tolist() == [False] * 3
     assert table.comparison.tolist() == [pair.comparison_id] * 3
-    assert table.item.tolist() == [pair.prompt_id] * 3
+    assert table.subject.tolist() == [pair.concept_id] * 3
+    assert table.prompt.tolist() == [pair.prompt_id] * 3
     assert table.time_ms.tolist() == [1234.0] * 3
     assert not table.is_check.any()
 
@@ -129,8 +133,50 @@ def test_it_refuses_malformed_settings_naming_the_setting():
     study = study_with_answers(raters=1)
     with pytest.raises(SettingsError, match="n_resamples: expected a number, got 'many'"):
         analysis_settings(study, {"n_resamples": "many"})
-    with pytest.raises(SettingsError, match="test: expected one of"):
-        analysis_settings(study, {"test": "t-test"})
+    with pytest.raises(SettingsError, match="procedure: expected one of 'crossed', 'bootstrap', got 't-test'"):
+        analysis_settings(study, {"procedure": "t-test"})
+    with pytest.raises(SettingsError, match=r"n_resamples: expected 1 to 20000 \(.*\), got 0"):
+        analysis_settings(study, {"n_resamples": "0"})
+    with pytest.raises(SettingsError, match="random_factors: expected distinct names from"):
+        analysis_settings(study, {"random_factors": "rater,seed"})
+
+
+@pytest.mark.parametrize(("name", "replacement"), [("test", "procedure=crossed"), ("cluster", "random_factors=")])
+def test_retired_settings_are_refused_with_what_replaced_them(name, replacement):
+    study = study_with_answers(raters=1)
+    with pytest.raises(SettingsError, match=f"{name}: no longer a setting; .*{replacement}"):
+        analysis_settings(study, {name: "two-way"})
+
+
+def test_the_study_declares_which_factors_are_fixed_and_a_link_may_override_them():
+    study = study_with_answers(raters=1, fixed_factors=["subject"])
+    assert analysis_settings(study).random_factors == ("rater", "prompt")
+    assert analysis_settings(study, {"random_factors": "rater,subject,prompt"}).random_factors == FACTORS
+    assert analysis_settings(study, {"random_factors": "none"}).random_factors == ()
+    study.fixed_factors = ["seed"]
+    with pytest.raises(RulesError, match="fixed_factors: expected a list of names from rater, subject, prompt"):
+        analysis_settings(study)
+
+
+def test_with_one_subject_and_the_subject_random_no_cell_is_tested_and_each_says_why():
+    study = study_with_answers(raters=6, fixed_factors=[])
+    found = study_results(study, FAST)
+    assert found.settings.random_factors == FACTORS
+    for row in found.primary.rows:
+        assert not row.estimate.testable and row.mark == "" and np.isnan(row.pvalue)
+        assert row.note == "not tested: too few subjects to test: 1 with a decided answer, 3 needed"
+
+
+def test_a_cache_hit_reads_no_answer_and_builds_no_table():
+    study = study_with_answers(raters=6)
+    first = study_results(study, FAST)
+    with CaptureQueriesContext(connection) as hit:
+        again = study_results(study, FAST)
+    answer_reads = [q["sql"] for q in hit.captured_queries if '"studyapp_answer"' in q["sql"]]
+    assert len(answer_reads) == 1 and "COUNT(" in answer_reads[0]  # the fingerprint's aggregate, no rows
+    assert again.data_hash == first.data_hash and again.primary.rows == first.primary.rows
+    Answer.objects.filter(pk=Answer.objects.filter(pair__study=study).order_by("id").first().pk).delete()
+    assert study_results(study, FAST).n_answers == first.n_answers - 1  # a change is never served from the cache
 
 
 def test_the_data_hash_changes_with_any_answer_and_only_then():
@@ -164,12 +210,30 @@ def test_metrics_are_compared_with_the_human_answers_per_pair():
     rater = Rater.objects.create(study=study, source="open", external_id="agrees")
     Answer.objects.bulk_create([answer(rater, p, "a", text="a" if i else "b") for i, p in enumerate(pairs)])
 
-    rows = human_metric_agreement(study, study_results(study, FAST))
+    found = study_results(study, FAST)
+    rows = human_metric_agreement(answer_table(study), found.comparisons, PairMetrics.of(study), ("prompt",))
 
     text_rows = [r for r in rows if r["metric"] == "clip_ts" and r["comparison"] is None]
     assert text_rows[0]["n"] == len(pairs) and text_rows[0]["n_agree"] == len(pairs) - 1
+    assert text_rows[0]["interval_method"] == "crossed"  # clustered by prompt, the random factor given
     image_rows = [r for r in rows if r["metric"] == "clip_is"]
     assert all(r["n"] == 0 for r in image_rows)  # no CLIP-IS stored
+    cached = [(r["metric"], r["comparison"], r["n"], r["n_agree"]) for r in found.computed.human_metric]
+    assert cached == [(r["metric"], r["comparison"], r["n"], r["n_agree"]) for r in rows]
+
+
+def test_metric_differences_pair_the_images_of_each_slot():
+    study = study_with_answers(raters=2, methods=2)
+    pairs = list(study.pairs.filter(kind=Pair.Kind.REGULAR).select_related("image_a", "image_b"))
+    differences = []
+    for index, pair in enumerate(pairs):
+        differences.append(0.10 + (0.02 if index % 2 else -0.01) + 0.005 * (pair.prompt_id % 3))
+        MetricScore.objects.create(image=pair.image_a, metric="clip_is", value=0.40 + differences[-1])
+        MetricScore.objects.create(image=pair.image_b, metric="clip_is", value=0.40)
+    (row,) = study_results(study, FAST).computed.metric_differences
+    assert row["metric"] == "clip_is" and row["n"] == len(pairs)
+    assert row["difference"] == pytest.approx(np.mean(differences))
+    assert row["ci_low"] < row["difference"] < row["ci_high"] and row["random_factors"] == ("prompt",)
 
 
 def test_method_metric_summary_matches_population_statistics():

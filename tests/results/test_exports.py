@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import shutil
+import subprocess
 import time
 import tracemalloc
 
@@ -12,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from studyapp.models import Answer, Pair, Rater
 from studyapp.results import exports
+from studyapp.results.analysis import study_results
 from studyapp.results.pseudonyms import pseudonym
 from tests.results.factories import answer, study_with_answers
 
@@ -82,6 +85,75 @@ def test_the_results_csv_has_one_row_per_comparison_question_and_analysis_with_s
     ):
         assert column in first
     assert (first["setting_n_resamples"], first["setting_seed"]) == ("150", "4")
+    for column in ("adjusted_ci_low", "adjusted_ci_high", "interval_method", "testable", "note", "n_subjects"):
+        assert column in first
+    assert first["setting_procedure"] == "crossed" and first["setting_random_factors"] == "rater+prompt"
+
+
+def _paper_table_study():
+    study = study_with_answers(raters=5, methods=3)
+    comparison = study.comparisons.order_by("position", "id").first()
+    comparison.method_a.name = "Mixed_0.5 & 100%"  # characters LaTeX and Markdown must escape
+    comparison.method_a.save()
+    return study
+
+
+def test_the_latex_table_is_a_booktabs_tabular_with_one_row_per_question():
+    from pylatexenc.latexwalker import LatexEnvironmentNode, LatexWalker
+
+    study = _paper_table_study()
+    found = study_results(study, {"n_resamples": "100"})
+    text = exports.results_response(study, found, "tex").content.decode()
+    nodes, _, _ = LatexWalker(text).get_latex_nodes()
+    (tabular,) = [n for n in nodes if isinstance(n, LatexEnvironmentNode)]
+    assert tabular.environmentname == "tabular"
+    body = tabular.latex_verbatim()
+    rows = [line for line in body.splitlines() if line.rstrip().endswith(r"\\")]
+    assert len(rows) == 1 + 3 + 3  # header, three questions, three metrics
+    assert all(line.count(" & ") == 2 for line in rows)  # question + two comparisons, no stray &
+    assert r"Mixed\_0.5 \& 100\%" in rows[0]
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert rule in body
+    assert text.startswith("% Decisive win rate of A")  # the legend travels with the table
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX installed (apt-get install texlive-latex-base)")
+def test_the_latex_table_compiles_as_a_fragment(tmp_path):
+    study = _paper_table_study()
+    fragment = exports.results_response(study, study_results(study, {"n_resamples": "100"}), "tex").content
+    (tmp_path / "table.tex").write_bytes(fragment)
+    (tmp_path / "paper.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{table}\n\\end{document}\n"
+    )
+    completed = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-2000:]
+    assert (tmp_path / "paper.pdf").stat().st_size > 1000
+
+
+def test_the_markdown_table_parses_into_a_table_with_every_cell():
+    from markdown_it import MarkdownIt
+
+    study = _paper_table_study()
+    text = exports.results_response(study, study_results(study, {"n_resamples": "100"}), "md").content.decode()
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    kinds = [t.type for t in tokens]
+    assert kinds.count("table_open") == 1
+    assert kinds.count("th_open") == 3 and kinds.count("td_open") == (3 + 3) * 3
+    cells = [t.content for t in tokens if t.type == "inline"]
+    assert cells[1] == "Mixed_0.5 & 100% vs " + study.comparisons.order_by("position", "id").first().method_b.name
+    assert any("Decisive win rate of A" in c for c in cells)  # the legend paragraph under the table
+
+
+def test_the_paper_tables_are_downloads_like_the_other_exports(owner_client):
+    study = study_with_answers(raters=3, methods=2)
+    for extension, kind in (("tex", "text/x-tex"), ("md", "text/markdown")):
+        response = owner_client.get(f"/studies/{study.pk}/export/results.{extension}?n_resamples=100")
+        assert response.status_code == 200 and response["Content-Type"].startswith(kind)
+        assert response["Content-Disposition"].endswith(f'.{extension}"')
+    assert owner_client.get(f"/studies/{study.pk}/export/answers.tex").status_code == 404
 
 
 def test_the_results_json_holds_settings_exclusions_and_both_analyses(owner_client):

@@ -4,6 +4,8 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from studyapp.models import AnalysisSnapshot, MetricScore, Pair, Rater
@@ -11,6 +13,7 @@ from tests.results.factories import add_answers, answer, gold_pair, study_with_a
 
 pytestmark = pytest.mark.django_db
 SVG = "{http://www.w3.org/2000/svg}"
+QUERY_BOUND = 16  # a cache miss, whatever the size of the study
 
 
 @pytest.fixture(autouse=True)
@@ -117,16 +120,107 @@ def test_malformed_rules_show_an_error_instead_of_numbers(owner_client):
     assert owner_client.get(f"/studies/{study.pk}/results/?n_resamples=lots").status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("n_resamples=0", "n_resamples: expected 1 to 20000"),
+        ("cluster=two-way", "cluster: no longer a setting; which factors are random is random_factors now"),
+        ("procedure=wald", "procedure: expected one of 'crossed', 'bootstrap', got 'wald'"),
+    ],
+)
+def test_a_bad_setting_in_the_link_is_a_400_with_a_message(owner_client, study, query, message):
+    for url in (f"/studies/{study.pk}/results/", f"/studies/{study.pk}/export/results.csv"):
+        response = owner_client.get(f"{url}?{query}")
+        assert response.status_code == 400 and message in response.content.decode(), url
+
+
+def test_the_legend_names_the_procedure_actually_used_including_the_links_overrides(owner_client, study):
+    page = owner_client.get(f"/studies/{study.pk}/results/").content.decode()
+    legend = page.split('class="procedure"', 1)[1].split("</p>", 1)[0]
+    assert "crossed random-factor variance" in legend and "random factors: raters, prompts" in legend
+    assert "fixed (their levels are the population): subjects" in legend and "Holm over 6 tests" in legend
+    assert "two-way" not in page and "cluster-bootstrap" not in page
+
+    query = "procedure=bootstrap&random_factors=rater&multiplicity=bonferroni&n_resamples=100"
+    page = owner_client.get(f"/studies/{study.pk}/results/?{query}").content.decode()
+    legend = page.split('class="procedure"', 1)[1].split("</p>", 1)[0]
+    assert "pigeonhole bootstrap (240 resamples of raters" in legend  # raised so that 2 / (B + 1) < α / 6
+    assert "fixed (their levels are the population): subjects, prompts" in legend
+    assert "Bonferroni over 6 tests" in legend
+    assert "<code>procedure=bootstrap</code>" in page and "raised from 100 to 240" in page
+
+
+def test_cells_with_too_few_subjects_say_so_instead_of_showing_a_mark(owner_client):
+    study = study_with_answers(raters=6, methods=2, fixed_factors=[])
+    page = owner_client.get(f"/studies/{study.pk}/results/").content.decode()
+    table = page.split('class="table-one"', 1)[1].split("</table>", 1)[0]
+    assert table.count("not tested: too few subjects to test: 1 with a decided answer, 3 needed") == 3
+    assert 'class="mark"' not in table and "p<sub>adj</sub>" not in table
+    assert "3 of 3 cells are not tested" in page and "(Wilson)" in table
+
+
+def test_the_snapshot_form_carries_and_freezes_the_settings_on_screen(owner_client, study):
+    query = "procedure=bootstrap&n_resamples=1500&seed=9"
+    page = owner_client.get(f"/studies/{study.pk}/results/?{query}").content.decode()
+    form = page.split('action="/studies/', 1)[1].split("</form>", 1)[0]
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form))
+    hidden.pop("csrfmiddlewaretoken", None)
+    assert hidden == {"procedure": "bootstrap", "n_resamples": "1500", "seed": "9"}
+
+    response = owner_client.post(f"/studies/{study.pk}/snapshots/", {"label": "as shown", **hidden})
+
+    assert response.status_code == 302 and response["Location"].endswith(f"?{query}")
+    snapshot = AnalysisSnapshot.objects.get(label="as shown")
+    assert (snapshot.settings["procedure"], snapshot.settings["n_resamples"], snapshot.settings["seed"]) == (
+        "bootstrap", 1500, 9,
+    )  # fmt: skip
+    assert "pigeonhole bootstrap" in snapshot.results["with_exclusions"]["procedure"]
+
+
+def test_the_breakdown_pages_list_every_subject_and_prompt(owner_client, study):
+    by_prompt = owner_client.get(f"/studies/{study.pk}/results/by-prompt/").content.decode()
+    rows = by_prompt.split('class="breakdown"', 1)[1].split("</table>", 1)[0].count("<tr><td>")
+    assert rows == 2 * 3 * 4  # comparisons x questions x prompts
+    for template in ("in the snow", "on the beach", "in a city", "at night"):
+        assert template in by_prompt
+    by_subject = owner_client.get(f"/studies/{study.pk}/results/by-subject/").content.decode()
+    assert "Benjamini-Hochberg" in by_subject and by_subject.count("<tr><td>") == 2 * 3
+    assert owner_client.get(f"/studies/{study.pk}/results/by-rater/").status_code == 404
+
+
+def test_the_page_shows_metric_differences_with_intervals(owner_client, study):
+    images_a, images_b = set(), set()
+    for pair in study.pairs.filter(kind=Pair.Kind.REGULAR):
+        images_a.add(pair.image_a_id)
+        images_b.add(pair.image_b_id)
+    for image in images_a - images_b:
+        MetricScore.objects.create(image_id=image, metric="clip_ts", value=0.3 + 0.001 * (image % 7))
+    for image in images_b:
+        MetricScore.objects.create(image_id=image, metric="clip_ts", value=0.28)
+    page = owner_client.get(f"/studies/{study.pk}/results/").content.decode()
+    table = page.split('class="metric-differences"', 1)[1].split("</table>", 1)[0]
+    assert table.count("CLIP-TS") == 2 and "0.28" in table
+    assert re.search(r"\[0\.\d{4}, 0\.\d{4}\]", table)
+
+
 def test_the_results_page_runs_a_bounded_number_of_queries(owner_client, django_assert_max_num_queries):
     small = study_with_answers(raters=2, methods=2)
     large = study_with_answers(raters=8, methods=4)
     add_answers(large, raters=4, name_prefix="more")
     counts = []
     for study in (small, large):
-        with django_assert_max_num_queries(12) as captured:
+        with django_assert_max_num_queries(QUERY_BOUND) as captured:
             assert owner_client.get(f"/studies/{study.pk}/results/").status_code == 200
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]  # more comparisons, raters and answers: no more queries
+
+
+def test_a_cache_hit_on_the_results_page_reads_no_answer_rows(owner_client, study):
+    owner_client.get(f"/studies/{study.pk}/results/")
+    with CaptureQueriesContext(connection) as hit:
+        assert owner_client.get(f"/studies/{study.pk}/results/").status_code == 200
+    answer_reads = [q["sql"] for q in hit.captured_queries if '"studyapp_answer"' in q["sql"]]
+    assert len(answer_reads) == 1 and "COUNT(" in answer_reads[0]  # the fingerprint, not the table
 
 
 def test_posting_the_snapshot_form_freezes_the_numbers(owner_client, study):
