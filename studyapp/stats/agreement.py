@@ -26,7 +26,8 @@ def _alpha_from_units(unit_counts: np.ndarray, unit_weights: np.ndarray) -> np.n
     """
     m = unit_counts.sum(axis=1)
     disagreement = (m**2 - (unit_counts**2).sum(axis=1)) / (m - 1)
-    totals = unit_weights @ np.column_stack([m, disagreement, unit_counts])  # one pass over the weights
+    columns = np.column_stack([m, disagreement, unit_counts]).astype(unit_weights.dtype)
+    totals = (unit_weights @ columns).astype(float)  # one pass over the weights
     n, weighted_disagreement, n_k = totals[..., 0], totals[..., 1], totals[..., 2:]
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = n**2 - (n_k**2).sum(axis=-1)
@@ -116,14 +117,14 @@ def agreement_by_question(
     per_question, overlap = {}, np.zeros(pairs.size, bool)
     for question in question_ids:
         rows = table.question[keep] == question
-        counts = np.zeros((pairs.size, 3))
-        np.add.at(counts, (unit[rows], 1 - table.outcome[keep][rows].astype(np.int64)), 1)
+        label = 1 - table.outcome[keep][rows].astype(np.int64)  # 0 A won, 1 tie, 2 B won
+        counts = np.bincount(unit[rows] * 3 + label, minlength=pairs.size * 3).reshape(pairs.size, 3).astype(float)
         per_question[question] = counts
         overlap |= counts.sum(axis=1) >= 2
     weights = None
     if n_resamples > 0 and overlap.any():
         rng = np.random.default_rng(seed)
-        weights = cluster_weights(rng, int(overlap.sum()), n_resamples, "multinomial").T.astype(float)
+        weights = cluster_weights(rng, int(overlap.sum()), n_resamples, "multinomial").T  # float32: small counts
     position = np.cumsum(overlap) - 1
     results = {}
     for question, counts in per_question.items():

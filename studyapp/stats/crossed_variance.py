@@ -38,7 +38,6 @@ over all cells of the analysis, which share the design. docs/statistics.md has t
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -257,13 +256,17 @@ def _one_ratio(layout, shared, numerator, random, random_mask, clusters, estimab
 def _moment_matrix(layout: ClusterLayout, x, x_of, s, total_x) -> np.ndarray:
     """(cells, sets, sets): E[R_K] = Σ_T M[K, T] σ²_T for centred cluster sums."""
     masks, n_cells = layout.masks, layout.n_cells
-    position = {mask: i for i, mask in enumerate(masks)}
-    moments = np.zeros((n_cells, len(masks), len(masks)))
+    union = np.array([[masks.index(k | t) for t in masks] for k in masks])
+    # Q(K, T) per cell = Σ_f x_f X_K(f) X_T(f): one small product per cell (fine groups are sorted by cell)
+    weighted = np.stack(x_of, axis=1)
+    bounds = np.searchsorted(layout.fine_cell, np.arange(n_cells + 1))
+    q = np.zeros((n_cells, len(masks), len(masks)))
+    for cell in range(n_cells):
+        block = weighted[bounds[cell] : bounds[cell + 1]]
+        q[cell] = (block * x[bounds[cell] : bounds[cell + 1], None]).T @ block
     with np.errstate(invalid="ignore", divide="ignore"):
-        for (a, k), (b, t) in itertools.combinations_with_replacement(enumerate(masks), 2):
-            q = np.bincount(layout.fine_cell, weights=x * x_of[a] * x_of[b], minlength=n_cells)
-            value = s[:, position[k | t]] - 2 * q / total_x + s[:, a] * s[:, b] / total_x**2
-            moments[:, a, b] = moments[:, b, a] = value
+        total = total_x[:, None, None]
+        moments = s[:, union] - 2 * q / total + s[:, :, None] * s[:, None, :] / total**2
     return np.nan_to_num(moments)
 
 

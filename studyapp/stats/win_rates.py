@@ -165,15 +165,14 @@ def estimate_cells(
     ``replicates`` (bootstrap counts per cell, shape (B, cells, 2, 3)) select the bootstrap procedure.
     """
     counts = np.bincount(cell * 3 + 1 - outcome.astype(np.int64), minlength=n_cells * 3).reshape(n_cells, 3)
-    decided = outcome != TIE
-    clusters = {f: distinct_per_cell(cell[decided], codes[decided], n_cells) for f, codes in factor_codes.items()}
+    layout = ClusterLayout.build(cell, factor_codes, n_cells)
+    a_won, tie = (outcome == A_WINS).astype(float), (outcome == TIE).astype(float)
+    (win,) = ratio_variances(layout, [a_won], 1.0 - tie, random_factors)
+    clusters = win.clusters  # levels with a decided answer, per factor and cell
     n_decisive = counts[:, 0] + counts[:, 2]
     effective = _effective_clusters(clusters, random_factors, n_decisive)
     testable = np.all([clusters[f] >= MIN_CLUSTERS for f in random_factors] or [n_decisive >= 0], axis=0)
     testable &= n_decisive > 0
-    layout = ClusterLayout.build(cell, factor_codes, n_cells)
-    a_won, tie = (outcome == A_WINS).astype(float), (outcome == TIE).astype(float)
-    (win,) = ratio_variances(layout, [a_won], 1.0 - tie, random_factors)
     tie_rate, tie_half = ratio_variances(layout, [tie, a_won + tie / 2], np.ones(outcome.size), random_factors)
     boot = _rates(replicates.sum(axis=2).astype(np.float64)) if replicates is not None else None
     inference = _win_rate_inference(win, boot, effective, testable)
@@ -183,15 +182,6 @@ def estimate_cells(
         _other_interval(tie_half, None if boot is None else boot["tie_half_score"], confidence_level),
         clusters, np.isnan(boot["win_rate"]).sum(axis=0) if boot is not None else np.zeros(n_cells, np.int64),
     )  # fmt: skip
-
-
-def distinct_per_cell(cell: np.ndarray, level: np.ndarray, n_cells: int) -> np.ndarray:
-    """Distinct levels per cell."""
-    if cell.size == 0:
-        return np.zeros(n_cells, np.int64)
-    span = int(level.max()) + 1
-    unique = np.unique(cell.astype(np.int64) * span + level)
-    return np.bincount(unique // span, minlength=n_cells)
 
 
 def estimate_win_rates(
