@@ -68,7 +68,8 @@ class Heartbeat:
 
     def __init__(self, batch_id: int, worker: str, every: float | None = None):
         self.batch_id, self.worker = batch_id, worker
-        self.every = HEARTBEAT_SECONDS if every is None else every
+        # Renew well inside the lease, whatever the lease is set to.
+        self.every = min(HEARTBEAT_SECONDS, lease_seconds() / 3) if every is None else every
         self.last = timezone.now()
 
     def __call__(self, *step) -> None:
