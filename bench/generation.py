@@ -66,7 +66,7 @@ def sd2_base_pipeline(dtype):
 
 
 def tiny_pipeline():
-    from generation.models import load_pipeline
+    from generation.pipelines import load_pipeline
     from generation.tiny import ensure_tiny_model
 
     folder = ensure_tiny_model(Path(tempfile.gettempdir()) / "generation-bench-tiny")

@@ -103,7 +103,7 @@ def check_request(request: GenerationRequest) -> dict:
 def generate(request: GenerationRequest, progress: Progress | None = None) -> list[GeneratedSample]:
     """Generate one image per seed index; ``progress(images_done, images_total, step, steps)`` after every step."""
     from generation.loop import sample_batch
-    from generation.models import load_pipeline
+    from generation.pipelines import load_pipeline
 
     params = check_request(request)
     sampler = build_sampler(request.sampler, params)

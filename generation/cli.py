@@ -134,19 +134,11 @@ def _request(args: argparse.Namespace, params: dict):
     )
 
 
-def _quiet_library_progress() -> None:
-    """Our own progress bar replaces the libraries' loading bars."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def _generate_into(request, out_dir: Path, label: str, quiet: bool) -> list[Path]:
     from generation.api import generate, save_sample
+    from generation.pipelines import quiet_loading
 
-    _quiet_library_progress()
+    quiet_loading()  # our own progress bar replaces the libraries' loading bars
     samples = generate(request, progress=ProgressBar(label, enabled=not quiet))
     return [save_sample(sample, out_dir) for sample in samples]
 

@@ -243,7 +243,7 @@ class _SwapHook:
         if any("CustomDiffusion" in type(p).__name__ for p in processors):
             raise GenerationError(
                 "photoswap: this UNet runs Custom Diffusion attention processors, whose trained projections "
-                "Photoswap would silently drop; load the weights with generation.models.load_pipeline, "
+                "Photoswap would silently drop; load the weights with generation.pipelines.load_pipeline, "
                 "which fuses them into the attention layers"
             )
         self.state = attention.SwapState()

@@ -244,7 +244,7 @@ def _check_model_source(name_or_path: str | os.PathLike, expected: str) -> str:
 
 
 def _load(loader, source: str, expected: str):
-    from generation.models import quiet_loading
+    from generation.pipelines import quiet_loading
 
     quiet_loading()
     try:

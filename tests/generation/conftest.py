@@ -10,7 +10,7 @@ TEMPLATE = "a {concept} in the snow"
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_model_dir):
-    from generation.models import load_pipeline
+    from generation.pipelines import load_pipeline
 
     return load_pipeline(tiny_model_dir, device="cpu")
 

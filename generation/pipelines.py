@@ -119,11 +119,6 @@ def clear_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def cached_keys() -> list[tuple]:
-    with _LOCK:
-        return list(_CACHE)
-
-
 def _model_key(model: str | os.PathLike) -> str:
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else str(model)
@@ -147,8 +142,8 @@ def quiet_loading() -> None:
 
 
 def _load_base(model: str | os.PathLike):
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
     import torch
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     quiet_loading()
 
@@ -169,7 +164,10 @@ def _load_base(model: str | os.PathLike):
         )
     try:
         pipeline = StableDiffusionPipeline.from_pretrained(
-            source, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+            source,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
             dtype=torch.float32,
         )
     except Exception as exc:  # diffusers raises many kinds; all mean "not loadable"
@@ -434,9 +432,7 @@ def fuse_custom_diffusion(unet, weights: dict, file: Path) -> None:
         if not suffix and (not hasattr(value, "numel") or value.numel() == 0):
             continue  # diffusers saves an empty entry for each untrained (self-attention) processor
         if suffix not in targets:
-            raise ModelLoadError(
-                f"personalization {file}: {key}: expected <attention>.processor.<{'|'.join(targets)}>"
-            )
+            raise ModelLoadError(f"personalization {file}: {key}: expected <attention>.processor.<{'|'.join(targets)}>")
         name = f"{attention}.{targets[suffix]}"
         if name not in own:
             raise ModelLoadError(f"personalization {file}: {key}: this UNet has no {name}")
