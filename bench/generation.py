@@ -26,13 +26,12 @@ TEMPLATE = "a {concept} in the snow"
 
 def sd2_base_pipeline(dtype):
     """An SD-2-base-sized pipeline from configs: UNet 320-640-1280-1280, 1024-wide text context."""
-    import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from generation.tiny import build_tokenizer
+    from generation.tiny.tokenizer import PROMPT_WORDS, build_tokenizer
 
-    tokenizer = build_tokenizer()  # the tokenizer does not change UNet cost
+    tokenizer = build_tokenizer(PROMPT_WORDS)  # the tokenizer does not change UNet cost
     unet = UNet2DConditionModel(
         sample_size=64,
         block_out_channels=(320, 640, 1280, 1280),
@@ -50,16 +49,37 @@ def sd2_base_pipeline(dtype):
         sample_size=512,
     )
     text_encoder = CLIPTextModel(
-        CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-                       num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id)
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=23,
+            num_attention_heads=16,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     )
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
-    pipeline = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipeline = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipeline.to("cuda", dtype)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
@@ -129,8 +149,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="float16", help="GPU dtype: float16 or bfloat16")
     parser.add_argument("--images", type=int, default=4, help="images per batch (one batch per timing)")
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="interleaved timings per sampler; the fastest is reported")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved timings per sampler; the fastest is reported"
+    )
     parser.add_argument("--samplers", default="all", help="comma-separated names, or all")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
@@ -159,15 +180,24 @@ def main(argv=None) -> int:
     ]
 
     print(f"device: {device_name}; model: {model}")
-    print(f"torch {torch.__version__}; {args.images} images per batch, {args.steps} steps, "
-          f"fastest of {args.repeats} interleaved runs")
+    print(
+        f"torch {torch.__version__}; {args.images} images per batch, {args.steps} steps, "
+        f"fastest of {args.repeats} interleaved runs"
+    )
     print(f"{'sampler':<42} {'images/s':>9} {'s/image':>9} {'UNet evals/image':>17}")
     for row in rows:
-        print(f"{row['sampler']:<42} {row['images_per_s']:>9.2f} {row['seconds'] / args.images:>9.3f} "
-              f"{row['evaluations_per_image']:>17}")
+        print(
+            f"{row['sampler']:<42} {row['images_per_s']:>9.2f} {row['seconds'] / args.images:>9.3f} "
+            f"{row['evaluations_per_image']:>17}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"device": device_name, "model": model, "steps": args.steps,
-                                         "images": args.images, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"device": device_name, "model": model, "steps": args.steps, "images": args.images, "rows": rows},
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

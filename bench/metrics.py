@@ -19,17 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generation.metrics import Embedder, ScoringItem, score_images  # noqa: E402
-from generation.tiny_encoders import (  # noqa: E402
-    CLIP_PREPROCESSING,
-    DINO_PREPROCESSING,
-    build_clip_tokenizer,
-    save_tiny_clip,
-    save_tiny_dino,
-)
+from generation.metrics import Embedder, ScoringItem, score_images
+from generation.tiny.encoders import CLIP_PREPROCESSING, DINO_PREPROCESSING, save_tiny_clip, save_tiny_dino
+from generation.tiny.tokenizer import PROMPT_WORDS, build_tokenizer
 
-TEMPLATES = ["a {concept} in the jungle", "a red {concept}", "a {concept} wearing a santa hat",
-             "a photo of a {concept}"]
+TEMPLATES = [
+    "a {concept} in the jungle",
+    "a red {concept}",
+    "a {concept} wearing a santa hat",
+    "a photo of a {concept}",
+]
 
 
 def save_full_size_models(folder: Path) -> tuple[Path, Path]:
@@ -40,16 +39,20 @@ def save_full_size_models(folder: Path) -> tuple[Path, Path]:
     clip_dir, dino_dir = folder / "clip-vit-b32", folder / "dinov2-s14"
     if not (clip_dir / "config.json").is_file():
         torch.manual_seed(0)
-        tokenizer = build_clip_tokenizer()
-        text = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                "pad_token_id": tokenizer.pad_token_id}  # vocab stays 49408, the real size
+        tokenizer = build_tokenizer(PROMPT_WORDS)
+        text = {
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }  # vocab stays 49408, the real size
         CLIPModel(CLIPConfig(text_config=text, vision_config={"patch_size": 32})).save_pretrained(clip_dir)
         tokenizer.save_pretrained(clip_dir)
         _write_preprocessing(clip_dir, CLIP_PREPROCESSING, resize=224, crop=224)
     if not (dino_dir / "config.json").is_file():
         torch.manual_seed(0)
-        config = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
-                              patch_size=14, image_size=518)
+        config = Dinov2Config(
+            hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, patch_size=14, image_size=518
+        )
         Dinov2Model(config).save_pretrained(dino_dir)
         _write_preprocessing(dino_dir, DINO_PREPROCESSING, resize=256, crop=224)
     return clip_dir, dino_dir
@@ -103,8 +106,13 @@ def main(argv=None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", choices=("tiny", "full"), default=None,
-                        help="default: tiny, plus full when CUDA is available")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=("tiny", "full"),
+        default=None,
+        help="default: tiny, plus full when CUDA is available",
+    )
     parser.add_argument("--device", default=None, help="default: cpu for tiny, cuda for full when available")
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--references", type=int, default=5)
@@ -127,12 +135,21 @@ def main(argv=None) -> int:
         else:
             clip_dir, dino_dir = save_full_size_models(work / "models")
         device = args.device or ("cuda" if size == "full" and cuda else "cpu")
-        items = [ScoringItem(path, TEMPLATES[index % len(TEMPLATES)], "sks", "dog", method="bench",
-                             concept="dog") for index, path in enumerate(generated)]
+        items = [
+            ScoringItem(path, TEMPLATES[index % len(TEMPLATES)], "sks", "dog", method="bench", concept="dog")
+            for index, path in enumerate(generated)
+        ]
         embedder = Embedder(clip_dir, dino_dir, device=device, batch_size=args.batch_size)
         result = measure(embedder, items, references, args.batch_size)
-        report = {"models": size, "device": device, "images": args.images, "image_size": args.image_size,
-                  "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(), **result}
+        report = {
+            "models": size,
+            "device": device,
+            "images": args.images,
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "torch_threads": torch.get_num_threads(),
+            **result,
+        }
         if device.startswith("cuda"):
             report["gpu"] = torch.cuda.get_device_name()
         print(json.dumps(report))

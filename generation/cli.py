@@ -195,8 +195,7 @@ def run_samplers(args: argparse.Namespace) -> int:
 
 
 def run_make_tiny(args: argparse.Namespace) -> int:
-    from generation.tiny import ensure_tiny_model
-    from generation.tiny_encoders import save_tiny_clip, save_tiny_dino
+    from generation.tiny import ensure_tiny_model, save_tiny_clip, save_tiny_dino
 
     directory: Path = args.directory
     pipeline = ensure_tiny_model(directory)  # the pipeline at the top, as GENERATION_MODEL expects

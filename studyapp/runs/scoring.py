@@ -23,7 +23,7 @@ def metric_models() -> tuple[str, str]:
     clip, dino = settings.CLIP_MODEL, settings.DINO_MODEL
     if clip and dino:
         return clip, dino
-    from generation.tiny_encoders import save_tiny_clip, save_tiny_dino
+    from generation.tiny import save_tiny_clip, save_tiny_dino
 
     return clip or str(save_tiny_clip(settings.TINY_MODEL_DIR)), dino or str(save_tiny_dino(settings.TINY_MODEL_DIR))
 

@@ -1,4 +1,4 @@
-"""Fixtures for the sampler and loop tests: the tiny pipeline loaded once, and a run helper."""
+"""Fixtures for the generation tests: the tiny pipeline loaded once, a run helper, the tiny encoders."""
 
 from __future__ import annotations
 
@@ -23,10 +23,29 @@ def run_sampler(tiny_pipeline):
     from generation.samplers import build_sampler
     from generation.seeds import seed_for
 
-    def run(name, params=None, seed_indices=(0, 1), superclass="dog", token="sks", template=TEMPLATE, steps=STEPS,
-            pipeline=None):
+    def run(
+        name,
+        params=None,
+        seed_indices=(0, 1),
+        superclass="dog",
+        token="sks",
+        template=TEMPLATE,
+        steps=STEPS,
+        pipeline=None,
+    ):
         prompts = build_prompts(template, token, superclass)
         seeds = [seed_for(template, index) for index in seed_indices]
         return sample_batch(pipeline or tiny_pipeline, build_sampler(name, params), prompts, seeds, steps=steps)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders_dir(tmp_path_factory):
+    """The tiny CLIP (``clip/``) and DINO (``dino/``), built once per session."""
+    from generation.tiny import save_tiny_clip, save_tiny_dino
+
+    folder = tmp_path_factory.mktemp("tiny-encoders")
+    save_tiny_clip(folder)
+    save_tiny_dino(folder)
+    return folder

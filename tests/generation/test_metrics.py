@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from generation import metrics
 from generation.errors import ModelLoadError, PromptError
 from generation.metrics import ALL, Embedder, ImageScore, ScoringItem, score_images, summarize
-from generation.tiny_encoders import PROMPT_WORDS, save_tiny_clip, save_tiny_dino
+from generation.tiny import save_tiny_clip, save_tiny_dino
 from tests.generation.metrics_fixtures import write_images, write_sidecar
 
 SQRT_HALF = math.sqrt(0.5)
@@ -156,35 +155,6 @@ def photos(tmp_path_factory):
         "references": write_images(folder / "references", 3, size=(80, 60), seed=1, suffix=".jpg"),
         "generated": write_images(folder / "generated", 5, size=(64, 64), seed=2),
     }
-
-
-def test_tiny_models_load_through_from_pretrained(tiny_dir):
-    from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel, Dinov2Model
-
-    assert CLIPModel.from_pretrained(tiny_dir / "clip").config.projection_dim == 16
-    assert Dinov2Model.from_pretrained(tiny_dir / "dino").config.hidden_size == 32
-    assert AutoImageProcessor.from_pretrained(tiny_dir / "dino").crop_size["height"] == 56
-    tokenizer = AutoTokenizer.from_pretrained(tiny_dir / "clip")
-    tokens = tokenizer.tokenize(" ".join(PROMPT_WORDS))
-    assert tokens == [word + "</w>" for word in PROMPT_WORDS]
-
-
-def test_saving_again_keeps_the_existing_model(tiny_dir):
-    weights = tiny_dir / "clip" / "model.safetensors"
-    before = weights.stat().st_mtime_ns
-    assert save_tiny_clip(tiny_dir) == tiny_dir / "clip"
-    assert weights.stat().st_mtime_ns == before
-
-
-def test_concurrent_saves_end_with_one_complete_model(tmp_path):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(save_tiny_dino(tmp_path))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [tmp_path / "dino"] * 2
-    assert [path.name for path in tmp_path.iterdir()] == ["dino"]
 
 
 def test_embedding_shapes_are_unit_rows(embedder, photos):

@@ -31,9 +31,9 @@ def test_empty_token_is_rejected():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from generation.tiny import build_tokenizer
+    from generation.tiny.tokenizer import PROMPT_WORDS, build_tokenizer
 
-    return build_tokenizer()
+    return build_tokenizer(PROMPT_WORDS)
 
 
 def test_phrase_span_counts_the_start_token(tokenizer):
@@ -46,9 +46,9 @@ def test_phrase_span_of_a_multi_token_superclass(tokenizer):
 
 
 def test_phrase_span_of_an_added_placeholder_token():
-    from generation.tiny import build_tokenizer
+    from generation.tiny.tokenizer import PROMPT_WORDS, build_tokenizer
 
-    fresh = build_tokenizer()  # not the shared fixture: adding a token changes it
+    fresh = build_tokenizer(PROMPT_WORDS)  # not the shared fixture: adding a token changes it
     fresh.add_tokens(["<dog>"])
     assert phrase_span(fresh, "a photo of a {concept}", "<dog> dog") == (5, 7)
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="session")
 def tiny_encoders_dir(tmp_path_factory):
-    from generation.tiny_encoders import save_tiny_clip, save_tiny_dino
+    from generation.tiny import save_tiny_clip, save_tiny_dino
 
     folder = tmp_path_factory.getbasetemp() / "tiny-encoders"
     save_tiny_clip(folder)
