@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     make_tiny.add_argument("directory", type=Path)
     make_tiny.set_defaults(handler=run_make_tiny)
 
-    from generation import metrics_cli
+    from generation.metrics import cli as metrics_cli
 
     metrics_cli.register(subparsers)
     return parser

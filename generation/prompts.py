@@ -27,6 +27,17 @@ def render(template: str, concept_phrase: str) -> str:
     return template.replace(PLACEHOLDER, concept_phrase)
 
 
+def without_concept(template: str) -> str:
+    """The template with ``{concept}`` and one adjacent space removed: "a {concept} in the snow" -> "a in the snow"."""
+    check_template(template)
+    before, _, after = template.partition(PLACEHOLDER)
+    if after.startswith(" "):
+        after = after[1:]
+    elif before.endswith(" "):
+        before = before[:-1]
+    return before + after
+
+
 def concept_phrase(concept_token: str, superclass: str) -> str:
     """The subject phrase of the concept prompt, e.g. "sks dog"."""
     if not concept_token.strip() or not superclass.strip():

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write_images(folder: Path, count: int, size: tuple[int, int] = (64, 64), seed: int = 0,
-                 suffix: str = ".png") -> list[Path]:
+def write_images(
+    folder: Path, count: int, size: tuple[int, int] = (64, 64), seed: int = 0, suffix: str = ".png"
+) -> list[Path]:
     """``count`` random RGB images of ``size`` (width, height) written to ``folder``."""
     from PIL import Image
 
@@ -42,8 +43,21 @@ def write_sidecar(image: Path, **overrides) -> Path:
 
 def summary_row(method: str, clip_ts: float, clip_is: float, dino_is: float = 0.5) -> dict:
     """A metrics-results summary row over all concepts and prompt sets."""
-    values = {"clip_is": clip_is, "dino_is": dino_is, "clip_ts": clip_ts,
-              "clip_ts_without_class": clip_ts, "clip_ts_with_class": clip_ts + 0.01}
-    return {"method": method, "category": "*", "concept": "*", "prompt_set": "*", "n_images": 10,
-            "n_prompts": 1, "n_concepts": 1, "n_errors": 0,
-            "metrics": {name: {"mean": value, "std": 0.0} for name, value in values.items()}}
+    values = {
+        "clip_is": clip_is,
+        "dino_is": dino_is,
+        "clip_ts": clip_ts,
+        "clip_ts_without_class": clip_ts,
+        "clip_ts_with_class": clip_ts + 0.01,
+    }
+    return {
+        "method": method,
+        "category": "*",
+        "concept": "*",
+        "prompt_set": "*",
+        "n_images": 10,
+        "n_prompts": 1,
+        "n_concepts": 1,
+        "n_errors": 0,
+        "metrics": {name: {"mean": value, "std": 0.0} for name, value in values.items()},
+    }

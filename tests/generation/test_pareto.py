@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from generation.pareto import SweepPoint, pareto_front, pareto_indices, params_label, plot_pareto, varying_params
+from generation.pareto import SweepPoint, params_label, pareto_front, pareto_indices, plot_pareto, varying_params
 from tests.generation.metrics_fixtures import summary_row
 
 
@@ -47,8 +47,11 @@ def test_non_finite_point_is_rejected_by_index():
 
 
 def test_sweep_points_and_key_function():
-    points = [SweepPoint("mixed", "w_s=1", 0.30, 0.70), SweepPoint("mixed", "w_s=3", 0.25, 0.80),
-              SweepPoint("base", "", 0.20, 0.75)]
+    points = [
+        SweepPoint("mixed", "w_s=1", 0.30, 0.70),
+        SweepPoint("mixed", "w_s=3", 0.25, 0.80),
+        SweepPoint("base", "", 0.20, 0.75),
+    ]
     assert [p.label for p in pareto_front(points)] == ["w_s=3", "w_s=1"]
     records = [{"ts": 0.1, "is": 0.2}, {"ts": 0.2, "is": 0.1}, {"ts": 0.05, "is": 0.05}]
     assert pareto_indices(records, key=lambda r: (r["ts"], r["is"])) == [0, 1]
@@ -77,7 +80,7 @@ def test_plot_of_nothing_is_an_error(tmp_path):
 
 
 def test_pareto_command_plots_results(tmp_path, capsys):
-    from generation.metrics_cli import register
+    from generation.metrics.cli import register
 
     results = {
         "methods": {
@@ -85,9 +88,11 @@ def test_pareto_command_plots_results(tmp_path, capsys):
             "switching(t_sw=10, w=7)": {"family": "switching", "params": {"w": 7.0, "t_sw": 10}},
             "base(w=7)": {"family": "base", "params": {"w": 7.0}},
         },
-        "summary": [summary_row("switching(t_sw=3, w=7)", 0.30, 0.70),
-                    summary_row("switching(t_sw=10, w=7)", 0.25, 0.80),
-                    summary_row("base(w=7)", 0.24, 0.75)],
+        "summary": [
+            summary_row("switching(t_sw=3, w=7)", 0.30, 0.70),
+            summary_row("switching(t_sw=10, w=7)", 0.25, 0.80),
+            summary_row("base(w=7)", 0.24, 0.75),
+        ],
     }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
@@ -103,9 +108,9 @@ def test_pareto_command_plots_results(tmp_path, capsys):
 
 
 def test_pareto_command_names_a_bad_results_file(tmp_path):
-    from generation.metrics_cli import sweep_points
+    from generation.metrics.cli import sweep_points
 
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    with pytest.raises(SystemExit, match="bad.json: expected JSON written by the metrics command"):
+    with pytest.raises(SystemExit, match=r"bad\.json: expected JSON written by the metrics command"):
         sweep_points([bad], "clip_is", "clip_ts")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from generation.errors import PromptError
-from generation.prompts import build_prompts, phrase_span, render
+from generation.prompts import build_prompts, phrase_span, render, without_concept
 
 
 def test_render_fills_the_placeholder():
@@ -13,8 +15,20 @@ def test_render_fills_the_placeholder():
 
 @pytest.mark.parametrize("template", ["a {0} in the snow", "a dog", "{concept} and {concept}"])
 def test_templates_need_exactly_one_placeholder(template):
-    with pytest.raises(PromptError, match="expected exactly one {concept} placeholder"):
+    with pytest.raises(PromptError, match=re.escape("expected exactly one {concept} placeholder")):
         render(template, "dog")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("a {concept} in the jungle", "a in the jungle"),
+        ("a red {concept}", "a red"),
+        ("{concept} on a rug", "on a rug"),
+    ],
+)
+def test_without_concept_removes_the_placeholder_and_one_space(template, expected):
+    assert without_concept(template) == expected
 
 
 def test_build_prompts_makes_concept_and_superclass_prompts():

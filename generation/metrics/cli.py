@@ -1,4 +1,4 @@
-"""``python -m generation metrics`` and ``python -m generation pareto``.
+"""``python -m generation metrics`` and ``python -m generation pareto`` (``register`` adds both to a parser).
 
 ``metrics`` scores every PNG under ``--images``. Each PNG needs a JSON sidecar with the same
 stem, holding at least ``prompt_template`` (with a ``{concept}`` placeholder),
@@ -14,6 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+from generation.metrics.embedders import DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL
+from generation.metrics.scoring import DEFAULT_TS_VARIANT, TS_VARIANTS, ImageScore, ScoringItem, score_images
+from generation.metrics.summaries import GroupSummary, overall, summarize
+from generation.pareto import SweepPoint, params_label, pareto_front, plot_pareto, varying_params
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 REQUIRED_SIDECAR_KEYS = ("prompt_template", "concept_token", "superclass", "sampler", "params", "seed_index")
 DEFAULT_PROMPT_SET = "default"
@@ -21,12 +26,11 @@ DEFAULT_PROMPT_SET = "default"
 
 def register(subparsers) -> None:
     """Add the ``metrics`` and ``pareto`` subcommands to an argparse subparsers object."""
-    from generation.metrics import DEFAULT_CLIP_MODEL, DEFAULT_DINO_MODEL, DEFAULT_TS_VARIANT, TS_VARIANTS
-
     metrics = subparsers.add_parser("metrics", help="CLIP-IS, DINO-IS and CLIP-TS of generated images")
     metrics.add_argument("--images", required=True, type=Path, help="folder of generated PNGs with JSON sidecars")
-    metrics.add_argument("--references", required=True, type=Path,
-                         help="folder of reference photos, or of one sub-folder per concept")
+    metrics.add_argument(
+        "--references", required=True, type=Path, help="folder of reference photos, or of one sub-folder per concept"
+    )
     metrics.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL, help="hub id or local folder")
     metrics.add_argument("--dino-model", default=DEFAULT_DINO_MODEL, help="hub id or local folder")
     metrics.add_argument("--ts-variant", default=DEFAULT_TS_VARIANT, choices=TS_VARIANTS)
@@ -39,8 +43,9 @@ def register(subparsers) -> None:
     pareto.add_argument("results", nargs="+", type=Path, help="JSON written by the metrics command")
     pareto.add_argument("--out", required=True, type=Path, help="plot path; .svg and .png are written")
     pareto.add_argument("--is-metric", default="clip_is", choices=("clip_is", "dino_is"))
-    pareto.add_argument("--ts-metric", default="clip_ts",
-                        choices=("clip_ts", "clip_ts_without_class", "clip_ts_with_class"))
+    pareto.add_argument(
+        "--ts-metric", default="clip_ts", choices=("clip_ts", "clip_ts_without_class", "clip_ts_with_class")
+    )
     pareto.add_argument("--category", default="*", choices=("*", "live", "object"))
     pareto.set_defaults(handler=run_pareto)
 
@@ -51,18 +56,27 @@ def register(subparsers) -> None:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    from generation.metrics import score_images, summarize
-
     references = find_references(args.references)
     items, methods, failures = read_generated(args.images)
-    scores = score_images(items, references, clip_model=args.clip_model, dino_model=args.dino_model,
-                          device=args.device, batch_size=args.batch_size, ts_variant=args.ts_variant)
+    scores = score_images(
+        items,
+        references,
+        clip_model=args.clip_model,
+        dino_model=args.dino_model,
+        device=args.device,
+        batch_size=args.batch_size,
+        ts_variant=args.ts_variant,
+    )
     scores += failures
     summary = summarize(scores)
     results = {
-        "settings": {"clip_model": str(args.clip_model), "dino_model": str(args.dino_model),
-                     "ts_variant": args.ts_variant, "images": str(args.images),
-                     "references": str(args.references)},
+        "settings": {
+            "clip_model": str(args.clip_model),
+            "dino_model": str(args.dino_model),
+            "ts_variant": args.ts_variant,
+            "images": str(args.images),
+            "references": str(args.references),
+        },
         "methods": methods,
         "images": [score.to_dict() for score in scores],
         "summary": [row.to_dict() for row in summary],
@@ -98,9 +112,6 @@ def _images_in(folder: Path) -> list[Path]:
 
 def read_generated(folder: Path):
     """ScoringItems from the PNGs under ``folder``, the method table, and errors for bad sidecars."""
-    from generation.metrics import ImageScore, ScoringItem
-    from generation.pareto import params_label
-
     if not folder.is_dir():
         raise SystemExit(f"--images {folder}: expected a folder of generated images, got no such folder")
     items, methods, failures = [], {}, []
@@ -108,17 +119,35 @@ def read_generated(folder: Path):
         try:
             sidecar = read_sidecar(image)
         except ValueError as error:
-            failures.append(ImageScore(item_id=str(image), method="", concept="", category="", prompt_set="",
-                                       prompt_template="", seed_index=None, error=str(error)))
+            failures.append(
+                ImageScore(
+                    item_id=str(image),
+                    method="",
+                    concept="",
+                    category="",
+                    prompt_set="",
+                    prompt_template="",
+                    seed_index=None,
+                    error=str(error),
+                )
+            )
             continue
         params = sidecar["params"]
         method = sidecar.get("method") or method_name(sidecar["sampler"], params)
         methods[method] = {"family": sidecar["sampler"], "params": params, "label": params_label(params)}
-        items.append(ScoringItem(
-            image=image, prompt_template=sidecar["prompt_template"], concept_token=sidecar["concept_token"],
-            superclass=sidecar["superclass"], method=method, concept=sidecar.get("concept", ""),
-            prompt_set=sidecar.get("prompt_set") or DEFAULT_PROMPT_SET, seed_index=sidecar["seed_index"],
-            item_id=str(image)))
+        items.append(
+            ScoringItem(
+                image=image,
+                prompt_template=sidecar["prompt_template"],
+                concept_token=sidecar["concept_token"],
+                superclass=sidecar["superclass"],
+                method=method,
+                concept=sidecar.get("concept", ""),
+                prompt_set=sidecar.get("prompt_set") or DEFAULT_PROMPT_SET,
+                seed_index=sidecar["seed_index"],
+                item_id=str(image),
+            )
+        )
     if not items and not failures:
         raise SystemExit(f"--images {folder}: expected PNG images with JSON sidecars, got none")
     return items, methods, failures
@@ -136,26 +165,28 @@ def read_sidecar(image: Path) -> dict:
     if missing:
         raise ValueError(f"sidecar {path}: expected keys {list(REQUIRED_SIDECAR_KEYS)}, missing {missing}")
     if not isinstance(sidecar["params"], dict):
-        raise ValueError(f"sidecar {path}: expected \"params\" to be an object, got {sidecar['params']!r}")
+        raise ValueError(f'sidecar {path}: expected "params" to be an object, got {sidecar["params"]!r}')
     return sidecar
 
 
 def method_name(sampler: str, params: dict) -> str:
     """``mixed(w_c=3.5, w_s=3.5)``: one method per sampler and hyper-parameter setting."""
-    from generation.pareto import params_label
-
     label = params_label(dict(sorted(params.items())))
     return f"{sampler}({label})" if label else sampler
 
 
 def format_summary(rows, ts_variant: str) -> str:
-    header = f"{'method':<40} {'category':<8} {'concept':<20} {'set':<10} {'n':>5} " \
-             f"{'CLIP-IS':>8} {'DINO-IS':>8} {'CLIP-TS':>8} {'TS+cls':>8}"
+    header = (
+        f"{'method':<40} {'category':<8} {'concept':<20} {'set':<10} {'n':>5} "
+        f"{'CLIP-IS':>8} {'DINO-IS':>8} {'CLIP-TS':>8} {'TS+cls':>8}"
+    )
     lines = [f"CLIP-TS variant: {ts_variant}", header]
     for row in rows:
         means = [row.mean(name) for name in ("clip_is", "dino_is", "clip_ts", "clip_ts_with_class")]
-        lines.append(f"{row.method[:40]:<40} {row.category:<8} {row.concept[:20]:<20} {row.prompt_set[:10]:<10} "
-                     f"{row.n_images:>5} " + " ".join(f"{value:>8.4f}" for value in means))
+        lines.append(
+            f"{row.method[:40]:<40} {row.category:<8} {row.concept[:20]:<20} {row.prompt_set[:10]:<10} "
+            f"{row.n_images:>5} " + " ".join(f"{value:>8.4f}" for value in means)
+        )
     return "\n".join(lines)
 
 
@@ -165,11 +196,10 @@ def format_summary(rows, ts_variant: str) -> str:
 
 
 def run_pareto(args: argparse.Namespace) -> int:
-    from generation.pareto import pareto_front, plot_pareto
-
     points = sweep_points(args.results, args.is_metric, args.ts_metric, args.category)
-    written = plot_pareto(points, args.out, ts_label=_metric_label(args.ts_metric),
-                          is_label=_metric_label(args.is_metric))
+    written = plot_pareto(
+        points, args.out, ts_label=_metric_label(args.ts_metric), is_label=_metric_label(args.is_metric)
+    )
     print(f"Pareto front ({args.ts_metric} vs {args.is_metric}):")
     for point in pareto_front(points):
         print(f"  {point.family:<14} {point.label:<40} TS={point.ts:.4f} IS={point.image_similarity:.4f}")
@@ -179,9 +209,6 @@ def run_pareto(args: argparse.Namespace) -> int:
 
 def sweep_points(result_files, is_metric: str, ts_metric: str, category: str = "*"):
     """One SweepPoint per method, from its row over all concepts (of ``category``) and prompt sets."""
-    from generation.metrics import GroupSummary, overall
-    from generation.pareto import SweepPoint, params_label, varying_params
-
     rows, methods = [], {}
     for path in result_files:
         try:
@@ -189,7 +216,7 @@ def sweep_points(result_files, is_metric: str, ts_metric: str, category: str = "
             rows += [GroupSummary.from_dict(row) for row in results["summary"]]
             methods.update(results.get("methods", {}))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise SystemExit(f"results {path}: expected JSON written by the metrics command, got {error!r}")
+            raise SystemExit(f"results {path}: expected JSON written by the metrics command, got {error!r}") from None
     names = sorted({row.method for row in rows if row.concept == "*" and row.category == category})
     if not names:
         raise SystemExit(f"results: expected summary rows for category {category!r}, got none")
@@ -199,24 +226,23 @@ def sweep_points(result_files, is_metric: str, ts_metric: str, category: str = "
         row = overall(rows, name, category)
         params = methods.get(name, {}).get("params", {})
         siblings = [methods.get(other, {}).get("params", {}) for other in names if families[other] == families[name]]
-        points.append(SweepPoint(families[name], params_label(params, varying_params(siblings)) if len(siblings) > 1
-                                 else "", row.mean(ts_metric), row.mean(is_metric), params))
+        points.append(
+            SweepPoint(
+                families[name],
+                params_label(params, varying_params(siblings)) if len(siblings) > 1 else "",
+                row.mean(ts_metric),
+                row.mean(is_metric),
+                params,
+            )
+        )
     return points
 
 
 def _metric_label(metric: str) -> str:
-    return {"clip_is": "CLIP-IS", "dino_is": "DINO-IS", "clip_ts": "CLIP-TS",
-            "clip_ts_without_class": "CLIP-TS (concept removed)",
-            "clip_ts_with_class": "CLIP-TS (superclass)"}[metric]
-
-
-def main(argv=None) -> int:
-    """Standalone entry point with only these two subcommands."""
-    parser = argparse.ArgumentParser(prog="generation")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {
+        "clip_is": "CLIP-IS",
+        "dino_is": "DINO-IS",
+        "clip_ts": "CLIP-TS",
+        "clip_ts_without_class": "CLIP-TS (concept removed)",
+        "clip_ts_with_class": "CLIP-TS (superclass)",
+    }[metric]
