@@ -1,4 +1,8 @@
-"""The Python API the web platform calls: ``generate(request)`` and ``save_sample(sample, out_dir)``."""
+"""The Python API the web platform calls: ``generate(request)``, ``save_sample(sample, out_dir)`` and the checks.
+
+``check_request`` validates a request without loading a model; ``check_steps`` and ``MAX_STEPS`` (from
+``generation.steps``) are the one step limit the loop and the samplers' step windows use too.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,27 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from generation.errors import ParameterError
 from generation.prompts import build_prompts, check_template
 from generation.samplers import build_sampler, validate_params
 from generation.seeds import seed_for
+from generation.steps import MAX_STEPS, check_steps
+
+__all__ = [
+    "MAX_STEPS",
+    "GeneratedSample",
+    "GenerationRequest",
+    "check_request",
+    "check_steps",
+    "generate",
+    "sample_stem",
+    "save_sample",
+]
 
 Progress = Callable[[int, int, int, int], None]
 
@@ -88,8 +105,7 @@ def check_request(request: GenerationRequest) -> dict:
     params = validate_params(request.sampler, request.params)
     check_template(request.prompt_template)
     build_prompts(request.prompt_template, request.concept_token, request.superclass)
-    if isinstance(request.steps, bool) or not isinstance(request.steps, int) or not 1 <= request.steps <= 1000:
-        raise ParameterError(f"steps: expected an integer in [1, 1000], got {request.steps!r}")
+    check_steps(request.steps)
     if not request.seed_indices:
         raise ParameterError("seed_indices: expected at least one seed index, got none")
     for index in request.seed_indices:
@@ -125,7 +141,7 @@ def generate(request: GenerationRequest, progress: Progress | None = None) -> li
         began = time.perf_counter()
         result = sample_batch(pipeline, sampler, prompts, seeds, steps=request.steps, on_step=on_step)
         share = (time.perf_counter() - began) / len(chunk)
-        for offset, (index, seed) in enumerate(zip(chunk, seeds)):
+        for offset, (index, seed) in enumerate(zip(chunk, seeds, strict=True)):
             samples.append(
                 GeneratedSample(
                     seed_index=index,

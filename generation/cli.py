@@ -7,8 +7,9 @@ import itertools
 import json
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from generation.errors import GenerationError, ParameterError
 
@@ -68,10 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = subparsers.add_parser("sweep", help="generate over a grid of sampler parameters")
     _add_model_arguments(sweep)
     sweep.add_argument("--sampler", required=True)
-    sweep.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
-                       help="axis of the grid (repeatable); default: the sampler's preset grid")
-    sweep.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="fixed parameter applied to every grid point")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="axis of the grid (repeatable); default: the sampler's preset grid",
+    )
+    sweep.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="fixed parameter applied to every grid point"
+    )
     sweep.set_defaults(handler=run_sweep)
 
     samplers = subparsers.add_parser("samplers", help="list samplers, parameters, defaults and cost")
@@ -153,8 +160,9 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def params_slug(params: dict) -> str:
     """A folder name for one grid point, e.g. ``w_c7_w_s0``."""
-    parts = [f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}"
-             for key, value in sorted(params.items())]
+    parts = [
+        f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}" for key, value in sorted(params.items())
+    ]
     return re.sub(r"[^A-Za-z0-9_.-]", "", "_".join(parts)) or "defaults"
 
 

@@ -12,8 +12,17 @@ from generation.seeds import seed_for
 
 
 def request_for(model, **overrides):
-    fields = dict(model=str(model), concept_token="sks", superclass="dog", prompt_template="a {concept} on the beach",
-                  sampler="mixed", params={"w_s": 2.0}, seed_indices=[0, 1, 2], steps=3, device="cpu")
+    fields = {
+        "model": str(model),
+        "concept_token": "sks",
+        "superclass": "dog",
+        "prompt_template": "a {concept} on the beach",
+        "sampler": "mixed",
+        "params": {"w_s": 2.0},
+        "seed_indices": [0, 1, 2],
+        "steps": 3,
+        "device": "cpu",
+    }
     fields.update(overrides)
     return GenerationRequest(**fields)
 
@@ -36,14 +45,15 @@ def test_generate_returns_one_described_sample_per_seed(tiny_model_dir):
 def test_images_do_not_depend_on_batch_size(tiny_model_dir):
     one_by_one = generate(request_for(tiny_model_dir, batch_size=1, sampler="switching", params={"t_sw": 1}))
     together = generate(request_for(tiny_model_dir, batch_size=3, sampler="switching", params={"t_sw": 1}))
-    for a, b in zip(one_by_one, together):
-        diff = max(abs(x - y) for x, y in zip(a.image.tobytes(), b.image.tobytes()))
+    for a, b in zip(one_by_one, together, strict=True):
+        diff = max(abs(x - y) for x, y in zip(a.image.tobytes(), b.image.tobytes(), strict=True))
         assert diff <= 1  # at most one grey level of float round-off
 
 
 def test_save_masks_returns_the_masked_samplers_mask(tiny_model_dir, tmp_path):
-    samples = generate(request_for(tiny_model_dir, sampler="masked", params={"t_sw": 1}, seed_indices=[4],
-                                   save_masks=True))
+    samples = generate(
+        request_for(tiny_model_dir, sampler="masked", params={"t_sw": 1}, seed_indices=[4], save_masks=True)
+    )
     assert samples[0].mask is not None and samples[0].mask.mode == "L"
     path = save_sample(samples[0], tmp_path)
     sidecar = json.loads(path.with_suffix(".json").read_text())
@@ -55,15 +65,27 @@ def test_save_sample_writes_png_and_sidecar_atomically(tiny_model_dir, tmp_path)
     path = save_sample(sample, tmp_path / "out")
     assert path.name == "mixed-seed0007.png" and path.is_file()
     sidecar = json.loads(path.with_suffix(".json").read_text())
-    for key in ("prompt_template", "concept_token", "superclass", "sampler", "params", "seed_index", "seed",
-                "unet_evaluations", "wall_time", "steps", "model", "prompt"):
+    for key in (
+        "prompt_template",
+        "concept_token",
+        "superclass",
+        "sampler",
+        "params",
+        "seed_index",
+        "seed",
+        "unet_evaluations",
+        "wall_time",
+        "steps",
+        "model",
+        "prompt",
+    ):
         assert key in sidecar
     assert sidecar["prompt_template"] == "a {concept} on the beach" and sidecar["seed_index"] == 7
     assert sorted(p.name for p in path.parent.iterdir()) == ["mixed-seed0007.json", "mixed-seed0007.png"]
 
 
 @pytest.mark.parametrize(
-    "overrides, error, message",
+    ("overrides", "error", "message"),
     [
         ({"params": {"w_s": -1}}, ParameterError, "mixed: w_s: expected a number >= 0, got -1"),
         ({"sampler": "fancy"}, ParameterError, "unknown sampler 'fancy'"),

@@ -96,3 +96,12 @@ def test_column_capture_records_the_running_mean_without_changing_output(attn):
         probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(-1)[..., [1, 2]].mean(dim=(1, 3))
     assert recorder.layers == 2
     torch.testing.assert_close(recorder.average, probs.view(1, 4, 4), atol=1e-6, rtol=1e-5)
+
+
+def test_token_map_aligns_by_template_position():
+    # "a sks dog in the snow" (concept, phrase at 2..4) vs "a dog in the snow" (superclass, phrase at 2..3)
+    matrix = token_map(10, (2, 4), (2, 3))
+    assert matrix[1, 1] == 1  # "a" -> "a"
+    assert matrix[2, 2] == 1 and matrix[2, 3] == 1  # "dog" feeds both "sks" and "dog"
+    assert matrix[3, 4] == 1  # superclass "in" (3) -> concept "in" (4)
+    assert matrix[:, 4].sum() == 1 and matrix[3, 3] == 0

@@ -23,9 +23,33 @@ def test_samplers_text_shows_defaults_and_cost(capsys):
 
 
 def test_sample_writes_images_and_sidecars(tiny_model_dir, tmp_path, capsys):
-    code = main(["sample", "--model", str(tiny_model_dir), "--concept-token", "sks", "--superclass", "dog",
-                 "--prompt", "a {concept} in the snow", "--sampler", "mixed", "--param", "w_s=3.5", "--param",
-                 "w_c=2", "--seeds", "0-1", "--steps", "3", "--device", "cpu", "--out", str(tmp_path)])
+    code = main(
+        [
+            "sample",
+            "--model",
+            str(tiny_model_dir),
+            "--concept-token",
+            "sks",
+            "--superclass",
+            "dog",
+            "--prompt",
+            "a {concept} in the snow",
+            "--sampler",
+            "mixed",
+            "--param",
+            "w_s=3.5",
+            "--param",
+            "w_c=2",
+            "--seeds",
+            "0-1",
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     sidecars = sorted(tmp_path.glob("*.json"))
     assert [p.name for p in sidecars] == ["mixed-seed0000.json", "mixed-seed0001.json"]
@@ -35,16 +59,56 @@ def test_sample_writes_images_and_sidecars(tiny_model_dir, tmp_path, capsys):
 
 
 def test_bad_parameter_exits_with_a_message(tiny_model_dir, tmp_path, capsys):
-    code = main(["sample", "--model", str(tiny_model_dir), "--concept-token", "sks", "--superclass", "dog",
-                 "--prompt", "a {concept}", "--sampler", "mixed", "--param", "w_s=-1", "--out", str(tmp_path)])
+    code = main(
+        [
+            "sample",
+            "--model",
+            str(tiny_model_dir),
+            "--concept-token",
+            "sks",
+            "--superclass",
+            "dog",
+            "--prompt",
+            "a {concept}",
+            "--sampler",
+            "mixed",
+            "--param",
+            "w_s=-1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "error: mixed: w_s: expected a number >= 0, got -1" in capsys.readouterr().err
 
 
 def test_sweep_writes_one_folder_per_grid_point(tiny_model_dir, tmp_path):
-    code = main(["sweep", "--model", str(tiny_model_dir), "--concept-token", "sks", "--superclass", "dog",
-                 "--prompt", "a {concept}", "--sampler", "switching", "--grid", "t_sw=0,2", "--seeds", "0",
-                 "--steps", "2", "--device", "cpu", "--quiet", "--out", str(tmp_path)])
+    code = main(
+        [
+            "sweep",
+            "--model",
+            str(tiny_model_dir),
+            "--concept-token",
+            "sks",
+            "--superclass",
+            "dog",
+            "--prompt",
+            "a {concept}",
+            "--sampler",
+            "switching",
+            "--grid",
+            "t_sw=0,2",
+            "--seeds",
+            "0",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "switching").iterdir()) == ["t_sw0", "t_sw2"]
 
@@ -55,8 +119,9 @@ def test_parse_grid_is_a_cartesian_product():
 
 def test_module_entry_point_runs():
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-m", "generation", "samplers"], capture_output=True, text=True, check=True,
-                         cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-m", "generation", "samplers"], capture_output=True, text=True, check=True, cwd=root
+    )
     assert "photoswap:" in out.stdout
 
 
