@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,14 @@ def pareto_front(points: Sequence, key: Callable | None = None) -> list:
     return [points[index] for index in pareto_indices(points, key)]
 
 
-def plot_pareto(points: Iterable[SweepPoint], out: str | os.PathLike, *, title: str = "",
-                ts_label: str = "CLIP-TS", is_label: str = "CLIP-IS") -> list[Path]:
+def plot_pareto(
+    points: Iterable[SweepPoint],
+    out: str | os.PathLike,
+    *,
+    title: str = "",
+    ts_label: str = "CLIP-TS",
+    is_label: str = "CLIP-IS",
+) -> list[Path]:
     """Plot TS (x) against IS (y): one curve per family, each point labelled with its
     hyper-parameters, the overall front dashed. Writes ``out`` as SVG and PNG; returns both paths."""
     import matplotlib
@@ -82,11 +88,16 @@ def _draw(points: list[SweepPoint], base: Path, title: str, ts_label: str, is_la
         axes.plot([p.ts for p in members], [p.image_similarity for p in members], marker="o", label=family)
         for member in members:
             if member.label:
-                axes.annotate(member.label, member.coordinates, textcoords="offset points", xytext=(4, 4),
-                              fontsize=7)
+                axes.annotate(member.label, member.coordinates, textcoords="offset points", xytext=(4, 4), fontsize=7)
     front = pareto_front(points)
-    axes.plot([p.ts for p in front], [p.image_similarity for p in front], linestyle="--", color="black",
-              linewidth=1, label="Pareto front")
+    axes.plot(
+        [p.ts for p in front],
+        [p.image_similarity for p in front],
+        linestyle="--",
+        color="black",
+        linewidth=1,
+        label="Pareto front",
+    )
     axes.set_xlabel(ts_label)
     axes.set_ylabel(is_label)
     if title:

@@ -20,7 +20,7 @@ def seed_for(prompt_template: str, seed_index: int) -> int:
         raise ParameterError(f"prompt_template: expected a string, got {type(prompt_template).__name__}")
     if isinstance(seed_index, bool) or not isinstance(seed_index, int) or seed_index < 0:
         raise ParameterError(f"seed_index: expected an integer >= 0, got {seed_index!r}")
-    digest = hashlib.sha256(f"{prompt_template}\x00{seed_index}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{prompt_template}\x00{seed_index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & _MAX_SEED
 
 

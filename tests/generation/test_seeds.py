@@ -13,8 +13,14 @@ from generation.seeds import parse_seed_indices, seed_for
 def test_seed_is_stable_across_processes():
     code = "from generation.seeds import seed_for; print(seed_for('a {concept} in the snow', 3))"
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                         env={"PYTHONHASHSEED": "123"})  # a different str-hash seed must not matter
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={"PYTHONHASHSEED": "123"},
+    )  # a different str-hash seed must not matter
     assert int(out.stdout) == seed_for("a {concept} in the snow", 3)
 
 
