@@ -9,8 +9,6 @@ from django.core.exceptions import ValidationError
 
 from studyapp.models import Method
 
-MAX_STEPS = 1000
-
 
 def check_sampler(sampler: str) -> str:
     from generation.samplers import SAMPLER_NAMES
@@ -32,9 +30,13 @@ def check_params(sampler: str, params) -> dict:
 
 
 def check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
-        raise ValidationError({"steps": f"expected an integer in [1, {MAX_STEPS}], got {steps!r}"})
-    return steps
+    from generation.errors import ParameterError
+    from generation.steps import check_steps as check_step_count
+
+    try:
+        return check_step_count(steps)
+    except ParameterError as exc:
+        raise ValidationError({"steps": str(exc).removeprefix("steps: ")}) from None
 
 
 def validate_method(method: Method) -> None:
