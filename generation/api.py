@@ -10,15 +10,16 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generation.errors import ParameterError
+from generation.errors import MixedPromptsError, ParameterError
 from generation.prompts import build_prompts, check_template
 from generation.samplers import build_sampler, validate_params
 from generation.seeds import seed_for
+from generation.speed import SpeedOptions
 from generation.steps import MAX_STEPS, check_steps
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "check_request",
     "check_steps",
     "generate",
+    "generate_many",
     "sample_stem",
     "save_sample",
 ]
@@ -52,6 +54,7 @@ class GenerationRequest:
     dtype: str | None = None
     batch_size: int | None = None
     save_masks: bool = False
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
 
 
 @dataclass
@@ -75,6 +78,7 @@ class GeneratedSample:
     device: str = ""
     dtype: str = ""
     prompt_truncated: bool = False
+    backbone: str = ""
 
     def metadata(self) -> dict:
         """Everything but the images, JSON-serialisable (the sidecar's content)."""
@@ -96,6 +100,7 @@ class GeneratedSample:
             "device": self.device,
             "dtype": self.dtype,
             "prompt_truncated": self.prompt_truncated,
+            "backbone": self.backbone,
             "image_size": list(self.image.size) if self.image is not None else None,
         }
 
@@ -113,60 +118,155 @@ def check_request(request: GenerationRequest) -> dict:
             raise ParameterError(f"seed_indices: expected integers >= 0, got {index!r}")
     if request.batch_size is not None and (not isinstance(request.batch_size, int) or request.batch_size < 1):
         raise ParameterError(f"batch_size: expected an integer >= 1, got {request.batch_size!r}")
+    if not isinstance(request.speed, SpeedOptions):
+        raise ParameterError(f"speed: expected SpeedOptions, got {type(request.speed).__name__}")
+    request.speed.check()
     return params
 
 
 def generate(request: GenerationRequest, progress: Progress | None = None) -> list[GeneratedSample]:
     """Generate one image per seed index; ``progress(images_done, images_total, step, steps)`` after every step."""
-    from generation.loop import sample_batch
+    return generate_many([request], progress)[0]
+
+
+def generate_many(
+    requests: Sequence[GenerationRequest], progress: Progress | None = None
+) -> list[list[GeneratedSample]]:
+    """Generate several prompts of one concept with one method, packing their seeds into shared denoiser calls.
+
+    The requests may differ only in their prompt template and seed indices. Images per call are the
+    first request's ``batch_size``, else what ``speed.memory_budget_gib`` allows on the GPU, else the
+    device default. A sampler that reads one prompt's token positions (Masked, Photoswap) gets one
+    prompt per call. Returns the samples of each request, in order; every image is the one that
+    request alone would give (to float tolerance).
+    """
+    from generation.backbones import backbone_of
     from generation.pipelines import load_pipeline
 
-    params = check_request(request)
-    sampler = build_sampler(request.sampler, params)
-    prompts = build_prompts(request.prompt_template, request.concept_token, request.superclass)
-    pipeline = load_pipeline(request.model, request.personalization, dtype=request.dtype, device=request.device)
-    device = str(pipeline.unet.device)
-    batch_size = request.batch_size or DEFAULT_BATCH.get(pipeline.unet.device.type, 4)
-    indices = list(request.seed_indices)
-    total = len(indices)
-    samples: list[GeneratedSample] = []
-    for start in range(0, total, batch_size):
-        chunk = indices[start : start + batch_size]
-        seeds = [seed_for(request.prompt_template, index) for index in chunk]
-
-        def on_step(step: int, done: int = start) -> None:
-            if progress is not None:
-                progress(done, total, step, request.steps)
-
-        began = time.perf_counter()
-        result = sample_batch(pipeline, sampler, prompts, seeds, steps=request.steps, on_step=on_step)
-        share = (time.perf_counter() - began) / len(chunk)
-        for offset, (index, seed) in enumerate(zip(chunk, seeds, strict=True)):
-            samples.append(
-                GeneratedSample(
-                    seed_index=index,
-                    seed=seed,
-                    image=result.images[offset],
-                    prompt=prompts.concept,
-                    superclass_prompt=prompts.superclass,
-                    sampler=request.sampler,
-                    params=dict(params),
-                    unet_evaluations=result.unet_evaluations,
-                    wall_time=share,
-                    steps=request.steps,
-                    model=str(request.model),
-                    personalization=str(request.personalization) if request.personalization else None,
-                    mask=result.masks[offset] if request.save_masks and result.masks else None,
-                    prompt_template=request.prompt_template,
-                    concept_token=request.concept_token,
-                    superclass=request.superclass,
-                    device=device,
-                    dtype=str(pipeline.unet.dtype).removeprefix("torch."),
-                    prompt_truncated=result.prompt_truncated,
-                )
-            )
+    if not requests:
+        return []
+    params = [check_request(request) for request in requests]
+    first = requests[0]
+    _check_one_group(requests, params)
+    pipeline = load_pipeline(
+        first.model,
+        first.personalization,
+        dtype=first.dtype,
+        device=first.device,
+        compile=first.speed.compile,
+        compile_cache_dir=first.speed.compile_cache_dir,
+    )
+    backbone = backbone_of(pipeline)
+    first.speed.check(backbone.denoiser.device.type)
+    sampler = build_sampler(first.sampler, params[0])
+    rows = [(number, index) for number, request in enumerate(requests) for index in request.seed_indices]
+    per_call = _images_per_call(first, backbone, sampler)
+    results: list[list[GeneratedSample]] = [[] for _ in requests]
+    done, one_prompt_per_call = 0, False
+    while done < len(rows):
+        chunk = _next_chunk(rows, done, per_call, one_prompt_per_call)
+        try:
+            samples = _run_chunk(pipeline, backbone, sampler, requests, params[0], chunk, progress, done, len(rows))
+        except MixedPromptsError:
+            one_prompt_per_call = True
+            continue
+        for (number, _), sample in zip(chunk, samples, strict=True):
+            results[number].append(sample)
+        done += len(chunk)
         if progress is not None:
-            progress(start + len(chunk), total, request.steps, request.steps)
+            progress(done, len(rows), first.steps, first.steps)
+    return results
+
+
+_GROUP_FIELDS = (
+    "model",
+    "personalization",
+    "concept_token",
+    "superclass",
+    "sampler",
+    "steps",
+    "device",
+    "dtype",
+    "batch_size",
+    "speed",
+)
+
+
+def _check_one_group(requests: Sequence[GenerationRequest], params: list[dict]) -> None:
+    first = requests[0]
+    for request, full in zip(requests, params, strict=True):
+        differing = [name for name in _GROUP_FIELDS if getattr(request, name) != getattr(first, name)]
+        if full != params[0]:
+            differing.append("params")
+        if differing:
+            raise ParameterError(
+                "requests: expected one model, concept, sampler and settings for all, "
+                f"got different {', '.join(differing)}"
+            )
+
+
+def _images_per_call(request: GenerationRequest, backbone, sampler) -> int:
+    if request.batch_size:
+        return request.batch_size
+    if request.speed.memory_budget_gib:
+        from generation.speed import rows_for_budget
+
+        rows_per_image = max(len(sampler.branches(step)) for step in range(request.steps))
+        return max(1, rows_for_budget(backbone, request.speed.memory_budget_gib) // rows_per_image)
+    return DEFAULT_BATCH.get(backbone.denoiser.device.type, 4)
+
+
+def _next_chunk(rows: list[tuple[int, int]], start: int, size: int, one_prompt: bool) -> list[tuple[int, int]]:
+    chunk = rows[start : start + size]
+    if one_prompt:
+        chunk = [row for row in chunk if row[0] == chunk[0][0]]
+    return chunk
+
+
+def _run_chunk(pipeline, backbone, sampler, requests, params, chunk, progress, done, total) -> list[GeneratedSample]:
+    from generation.loop import sample_batch
+
+    first = requests[0]
+    prompts = [
+        build_prompts(requests[number].prompt_template, first.concept_token, first.superclass) for number, _ in chunk
+    ]
+    seeds = [seed_for(requests[number].prompt_template, index) for number, index in chunk]
+
+    def on_step(step: int) -> None:
+        if progress is not None:
+            progress(done, total, step, first.steps)
+
+    began = time.perf_counter()
+    result = sample_batch(pipeline, sampler, prompts, seeds, steps=first.steps, on_step=on_step, speed=first.speed)
+    share = (time.perf_counter() - began) / len(chunk)
+    denoiser = backbone.denoiser
+    samples = []
+    for offset, ((number, index), seed, prompt_set) in enumerate(zip(chunk, seeds, prompts, strict=True)):
+        request = requests[number]
+        samples.append(
+            GeneratedSample(
+                seed_index=index,
+                seed=seed,
+                image=result.images[offset],
+                prompt=prompt_set.concept,
+                superclass_prompt=prompt_set.superclass,
+                sampler=request.sampler,
+                params=dict(params),
+                unet_evaluations=result.unet_evaluations,
+                wall_time=share,
+                steps=request.steps,
+                model=str(request.model),
+                personalization=str(request.personalization) if request.personalization else None,
+                mask=result.masks[offset] if request.save_masks and result.masks else None,
+                prompt_template=request.prompt_template,
+                concept_token=request.concept_token,
+                superclass=request.superclass,
+                device=str(denoiser.device),
+                dtype=str(denoiser.dtype).removeprefix("torch."),
+                prompt_truncated=result.prompt_truncated,
+                backbone=backbone.name,
+            )
+        )
     return samples
 
 

@@ -27,10 +27,23 @@ def _to_tokens(attn, hidden_states):
     return hidden_states
 
 
-def attention_probs(attn, query, key):
-    """softmax(Q K^T * scale) in float32, shape (batch, heads, queries, keys)."""
+def attention_probs(attn, query, key, bias=None):
+    """softmax(Q K^T * scale + bias) in float32, shape (batch, heads, queries, keys).
+
+    ``bias`` is the additive attention mask (PixArt-alpha masks its text padding this way), or None.
+    """
     scores = query.float() @ key.float().transpose(-1, -2) * attn.scale
+    if bias is not None:
+        scores = scores + bias.float()
     return scores.softmax(dim=-1)
+
+
+def mask_bias(attn, attention_mask, keys: int, batch: int):
+    """The additive mask a processor receives, as (batch, heads, 1 or queries, keys); None if there is none."""
+    if attention_mask is None:
+        return None
+    bias = attn.prepare_attention_mask(attention_mask, keys, batch)
+    return bias.view(batch, attn.heads, -1, bias.shape[-1])
 
 
 class AttentionRecorder:
@@ -77,9 +90,14 @@ class ColumnCaptureProcessor:
         rows = self.recorder.rows
         if rows is not None and encoder_hidden_states is not None:
             tokens = _to_tokens(attn, hidden_states[rows])
+            context = encoder_hidden_states[rows]
+            if attn.norm_cross:
+                context = attn.norm_encoder_hidden_states(context)
             query = _split_heads(attn.to_q(tokens), attn.heads)
-            key = _split_heads(attn.to_k(encoder_hidden_states[rows]), attn.heads)
-            probs = attention_probs(attn, query, key)[..., self.recorder.columns]
+            key = _split_heads(attn.to_k(context), attn.heads)
+            bias = mask_bias(attn, attention_mask, key.shape[2], hidden_states.shape[0])
+            bias = bias[rows] if bias is not None else None
+            probs = attention_probs(attn, query, key, bias)[..., self.recorder.columns]
             self.recorder.add(probs.mean(dim=(1, 3)))
         return output
 
@@ -123,11 +141,9 @@ class PhotoswapProcessor:
         query = _split_heads(attn.to_q(hidden_states), attn.heads)
         key = _split_heads(attn.to_k(context), attn.heads)
         value = _split_heads(attn.to_v(context), attn.heads)
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, context.shape[1], batch)
-            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-        out = self._swap(attn, is_cross, query, key, value, out)
+        bias = mask_bias(attn, attention_mask, context.shape[1], batch)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+        out = self._swap(attn, is_cross, query, key, value, out, bias)
         out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if len(input_shape) == 4:
@@ -136,7 +152,7 @@ class PhotoswapProcessor:
             out = out + residual
         return out / attn.rescale_output_factor
 
-    def _swap(self, attn, is_cross, query, key, value, out):
+    def _swap(self, attn, is_cross, query, key, value, out, bias=None):
         import torch.nn.functional as F
 
         state = self.state
@@ -144,7 +160,8 @@ class PhotoswapProcessor:
         if is_cross:
             if not state.cross_maps:
                 return out
-            probs = attention_probs(attn, query[superclass], key[superclass])  # only 77 keys: cheap
+            superclass_bias = bias[superclass] if bias is not None else None
+            probs = attention_probs(attn, query[superclass], key[superclass], superclass_bias)  # few keys: cheap
             if state.token_map is not None:
                 probs = probs @ state.token_map
                 probs = probs / probs.sum(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -17,3 +17,11 @@ class PromptError(GenerationError, ValueError):
 
 class ModelLoadError(GenerationError):
     """A base model or personalization could not be loaded; names the path and the expected layout."""
+
+
+class MixedPromptsError(GenerationError):
+    """A sampler that reads one prompt's token positions was given a batch of several prompts."""
+
+
+class BackboneError(GenerationError, ValueError):
+    """A sampler or option does not apply to the model's backbone (SD, SD-XL, PixArt-alpha)."""

@@ -18,8 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from generation.prompts import PromptSet, token_count
+from generation.backbones import Conditioning, backbone_of
+from generation.errors import MixedPromptsError
+from generation.prompts import PromptSet
 from generation.samplers.core import BRANCH_INPUTS, CONCEPT, MAIN, SUPERCLASS, UNCOND, Sampler
+from generation.speed import SpeedOptions, denoiser_call
 from generation.steps import check_steps
 
 logger = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ _RUN_LOCKS_GUARD = threading.Lock()
 
 def _run_lock(pipeline) -> threading.Lock:
     with _RUN_LOCKS_GUARD:
-        return _RUN_LOCKS.setdefault(id(pipeline.unet), threading.Lock())
+        return _RUN_LOCKS.setdefault(id(backbone_of(pipeline).denoiser), threading.Lock())
 
 
 @dataclass
@@ -48,53 +51,80 @@ class BatchResult:
     prompt_truncated: bool = False
 
 
-def initial_latents(seeds: Sequence[int], latent_size: tuple[int, int]):
-    """Standard normal latents, one CPU generator per seed, float32, shape (N, 4, h, w)."""
+def initial_latents(seeds: Sequence[int], latent_size: tuple[int, int], channels: int = LATENT_CHANNELS):
+    """Standard normal latents, one CPU generator per seed, float32, shape (N, channels, h, w)."""
     import torch
 
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    return torch.cat([torch.randn((1, LATENT_CHANNELS, *latent_size), generator=g) for g in generators])
+    return torch.cat([torch.randn((1, channels, *latent_size), generator=g) for g in generators])
+
+
+def _row_prompts(prompts, rows: int) -> list[PromptSet]:
+    if isinstance(prompts, PromptSet):
+        return [prompts] * rows
+    prompts = list(prompts)
+    if len(prompts) != rows:
+        raise ValueError(f"prompts: expected one prompt set per seed ({rows}), got {len(prompts)}")
+    return prompts
 
 
 def encode_prompts(pipeline, prompts: PromptSet) -> tuple[dict[str, Any], bool]:
     """Text embeddings (1, tokens, width) for "uncond", "concept" and "superclass", and whether any
     prompt was longer than the tokenizer allows (it is then truncated, and logged)."""
-    import torch
+    conditioning, truncated = _encode_rows(backbone_of(pipeline), [prompts])
+    return {name: rows.hidden for name, rows in conditioning.items()}, truncated
 
-    tokenizer, encoder = pipeline.tokenizer, pipeline.text_encoder
-    limit = tokenizer.model_max_length
-    texts = {UNCOND: prompts.uncond, CONCEPT: prompts.concept, SUPERCLASS: prompts.superclass}
-    truncated = False
-    for name, text in texts.items():
-        count = token_count(tokenizer, text)
-        if count > limit:
-            truncated = True
-            logger.warning("%s prompt %r has %d tokens; truncated to %d", name, text, count, limit)
-    ids = tokenizer(list(texts.values()), padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
-    with torch.inference_mode():
-        hidden = encoder(ids.input_ids.to(encoder.device))[0]
-    return {name: hidden[i : i + 1] for i, name in enumerate(texts)}, truncated
+
+def _encode_rows(backbone, row_prompts: Sequence[PromptSet]) -> tuple[dict[str, Conditioning], bool]:
+    """Per prompt name, the conditioning of every row (one row when all rows share their prompts)."""
+    texts = {name: [getattr(prompts, name) for prompts in row_prompts] for name in _PROMPT_NAMES}
+    encoded = backbone.encode([text for column in texts.values() for text in column])
+    conditioning = {}
+    for name, column in texts.items():
+        rows = [encoded.conditioning[text] for text in dict.fromkeys(column)]
+        conditioning[name] = (
+            rows[0] if len(rows) == 1 else Conditioning.concat([encoded.conditioning[t] for t in column])
+        )
+    return conditioning, encoded.truncated
+
+
+_PROMPT_NAMES = (UNCOND, CONCEPT, SUPERCLASS)  # PromptSet attributes, named like the branches
 
 
 class _Run:
     """State of one batch: the trajectories, embeddings and the scheduler copy (a ``RunContext``)."""
 
-    def __init__(self, pipeline, sampler: Sampler, prompts: PromptSet, seeds: Sequence[int], steps: int):
+    def __init__(self, pipeline, sampler: Sampler, prompts, seeds: Sequence[int], steps: int, speed: SpeedOptions):
         from diffusers import DDIMScheduler
 
-        self.unet, self.tokenizer, self.prompts, self.seeds = pipeline.unet, pipeline.tokenizer, prompts, list(seeds)
+        backbone = backbone_of(pipeline)
+        self.backbone, self.speed = backbone, speed
+        self.unet, self.tokenizer, self.seeds = backbone.denoiser, backbone.tokenizer, list(seeds)
+        self.row_prompts = _row_prompts(prompts, len(self.seeds))
+        self.own_processors = dict(self.unet.attn_processors)  # before any sampler installs its own
+        self._denoise = None
         self.device, self.dtype = self.unet.device, self.unet.dtype
         self.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
         self.scheduler.set_timesteps(steps, device=self.device)
         self.steps = steps
-        size = self.unet.config.sample_size
-        self.latent_size = (size, size) if isinstance(size, int) else tuple(size)
-        self.embeds, self.truncated = encode_prompts(pipeline, prompts)
-        latents = initial_latents(self.seeds, self.latent_size).to(self.device, self.dtype)
+        self.latent_size = backbone.latent_size
+        self.conditioning, self.truncated = _encode_rows(backbone, self.row_prompts)
+        self.embeds = {name: rows.hidden for name, rows in self.conditioning.items()}
+        latents = initial_latents(self.seeds, self.latent_size, backbone.latent_channels).to(self.device, self.dtype)
         latents = latents * self.scheduler.init_noise_sigma
         # Every trajectory starts from the same noise.
         self.trajectories = {name: latents if name == MAIN else latents.clone() for name in sampler.trajectories}
         self.evaluations = 0
+
+    @property
+    def prompts(self) -> PromptSet:
+        """The batch's one prompt set; samplers whose hooks read token positions need a single one."""
+        distinct = list(dict.fromkeys(self.row_prompts))
+        if len(distinct) > 1:
+            raise MixedPromptsError(
+                f"this sampler reads token positions of one prompt per batch, got {len(distinct)} prompts in one batch"
+            )
+        return distinct[0]
 
     @property
     def batch(self) -> int:
@@ -113,9 +143,11 @@ class _Run:
         import torch
 
         inputs = [self.trajectories[BRANCH_INPUTS[b][0]] for b in branches]
-        contexts = [self.embeds[BRANCH_INPUTS[b][1]].expand(self.batch, -1, -1) for b in branches]
+        conditioning = Conditioning.concat([self.conditioning[BRANCH_INPUTS[b][1]].rows(self.batch) for b in branches])
         latents = self.scheduler.scale_model_input(torch.cat(inputs), timestep)
-        output = self.unet(latents, timestep, encoder_hidden_states=torch.cat(contexts)).sample
+        if self._denoise is None:  # chosen at the first call, once the sampler's processors are in place
+            self._denoise = denoiser_call(self.backbone, self.speed, self.own_processors)
+        output = self._denoise(latents, timestep, conditioning)
         self.evaluations += len(branches)
         return dict(zip(branches, output.chunk(len(branches)), strict=True))
 
@@ -135,18 +167,23 @@ class _Run:
 def sample_batch(
     pipeline,
     sampler: Sampler,
-    prompts: PromptSet,
+    prompts: PromptSet | Sequence[PromptSet],
     seeds: Sequence[int],
     *,
     steps: int = 50,
     on_step: Callable[[int], None] | None = None,
+    speed: SpeedOptions | None = None,
 ) -> BatchResult:
-    """Denoise one batch (one image per seed) with ``sampler`` and decode it."""
+    """Denoise one batch (one image per seed) with ``sampler`` and decode it.
+
+    ``prompts`` is one prompt set for the whole batch or one per seed (several prompts of a concept in
+    one call); ``speed`` turns on GPU speed paths (``generation.speed``).
+    """
     import torch
 
     check_steps(steps)
     with _run_lock(pipeline), torch.inference_mode():
-        run = _Run(pipeline, sampler, prompts, seeds, steps)
+        run = _Run(pipeline, sampler, prompts, seeds, steps, speed or SpeedOptions())
         hooks = sampler.run_hooks(run)
         with hooks.installed():
             for step, timestep in enumerate(run.scheduler.timesteps):
@@ -174,9 +211,7 @@ def sample_batch(
 
 def decode(pipeline, latents) -> list:
     """VAE-decode latents into PIL images."""
-    vae = pipeline.vae
-    pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
-    return pipeline.image_processor.postprocess(pixels, output_type="pil")
+    return backbone_of(pipeline).decode(latents)
 
 
 def _mask_images(mask, images) -> list:

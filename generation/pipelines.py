@@ -1,7 +1,8 @@
-"""Loading a Stable Diffusion 1.x/2.x pipeline plus personalization weights, cached per process.
+"""Loading a Stable Diffusion 1.x/2.x, SD-XL or PixArt-alpha pipeline plus personalization weights, cached.
 
-A base model is a hub id or a local folder in the diffusers layout. A personalization is a file or
-folder in one of these formats (detected from its file names):
+A base model is a hub id or a local folder in the diffusers layout; its backbone is the pipeline class
+named in ``model_index.json`` (``identify_backbone``). A personalization is a file or folder in one of
+these formats (detected from its file names; ``BACKBONE_FORMATS`` says which each backbone takes):
 
 * ``full``: a fine-tuned pipeline folder (``model_index.json``) or component folders
   (``unet/``, ``text_encoder/``, optionally ``tokenizer/``), DreamBooth style;
@@ -19,13 +20,24 @@ Nothing is cached unless it loaded completely.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from generation.backbones import (
+    BACKBONE_NAMES,
+    PIPELINE_CLASSES,
+    PIXART_ALPHA,
+    SD,
+    SDXL,
+    backbone_for_class,
+    backbone_of,
+)
 from generation.errors import ModelLoadError
+from generation.speed import compile_denoiser
 
 _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
@@ -44,6 +56,13 @@ LORA_NAMES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")
 CUSTOM_DIFFUSION_NAMES = ("pytorch_custom_diffusion_weights.safetensors", "pytorch_custom_diffusion_weights.bin")
 TEXTUAL_INVERSION_NAMES = ("learned_embeds.safetensors", "learned_embeds.bin")
 STATE_DICT_STEMS = ("unet", "text_encoder")
+FULL_COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2")
+# The personalization formats each backbone takes; the others are refused by name before anything loads.
+BACKBONE_FORMATS = {
+    SD: ("full", "state_dict", "svdiff", "lora", "textual_inversion", "custom_diffusion"),
+    SDXL: ("full", "state_dict", "svdiff", "lora", "custom_diffusion"),
+    PIXART_ALPHA: ("full",),
+}
 EXPECTED_LAYOUTS = (
     "model_index.json or unet/ + text_encoder/ (full fine-tuned components), "
     "unet.bin / text_encoder.bin (state dicts or SVDiff *.delta shifts), "
@@ -82,26 +101,36 @@ def resolve_dtype(dtype: Any, device: str):
     return getattr(torch, name)
 
 
-def load_pipeline(model: str | os.PathLike, personalization: str | os.PathLike | None = None, dtype=None, device=None):
-    """Return a StableDiffusionPipeline (DDIM scheduler) with the personalization applied, cached.
+def load_pipeline(
+    model: str | os.PathLike,
+    personalization: str | os.PathLike | None = None,
+    dtype=None,
+    device=None,
+    compile: bool = False,
+    compile_cache_dir: str | os.PathLike | None = None,
+):
+    """Return the model's diffusers pipeline (DDIM scheduler) with the personalization applied, cached.
 
-    The cache key is (base, personalization, dtype, device); a worker therefore loads each model once.
+    The cache key is (base, personalization, dtype, device, compile); a worker therefore loads each
+    model once. ``compile`` compiles the denoiser in place (``generation.speed.compile_denoiser``).
     """
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     personalization_key = str(Path(personalization).expanduser().resolve()) if personalization else None
-    key = (_model_key(model), personalization_key, str(torch_dtype), device)
+    key = (_model_key(model), personalization_key, str(torch_dtype), device, bool(compile))
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
         pipeline = _load_base(model)
         if personalization:
             apply_personalization(pipeline, Path(personalization).expanduser())
-        if torch_dtype == pipeline.unet.dtype:
+        if torch_dtype == backbone_of(pipeline).denoiser.dtype:
             pipeline.to(device=device)
         else:
             pipeline.to(device=device, dtype=torch_dtype)
         pipeline.set_progress_bar_config(disable=True)
+        if compile:
+            compile_denoiser(backbone_of(pipeline).denoiser, compile_cache_dir)
         _CACHE[key] = pipeline
         return pipeline
 
@@ -143,37 +172,69 @@ def quiet_loading() -> None:
 
 def _load_base(model: str | os.PathLike):
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler
 
     quiet_loading()
+    source = _base_source(model)
+    backbone = identify_backbone(source)
+    try:
+        pipeline = _pipeline_class(backbone).from_pretrained(source, dtype=torch.float32, **_LOAD_OPTIONS[backbone])
+    except Exception as exc:  # diffusers raises many kinds; all mean "not loadable"
+        raise ModelLoadError(f"model {source}: could not load a {BACKBONE_NAMES[backbone]} pipeline: {exc}") from exc
+    pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    return pipeline
 
+
+_LOAD_OPTIONS = {
+    SD: {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False},
+    SDXL: {"add_watermarker": False},
+    PIXART_ALPHA: {},
+}
+
+
+def _pipeline_class(backbone: str):
+    import diffusers
+
+    name = next(name for name, value in PIPELINE_CLASSES.items() if value == backbone)
+    return getattr(diffusers, name)
+
+
+def _base_source(model: str | os.PathLike) -> str:
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(
-                f"model {path}: expected a diffusers pipeline folder with model_index.json, unet/, vae/, "
-                f"text_encoder/, tokenizer/ and scheduler/, found: {_listing(path) if path.is_dir() else 'a file'}"
+                f"model {path}: expected a diffusers pipeline folder with model_index.json, unet/ or transformer/, "
+                f"vae/, text_encoder/, tokenizer/ and scheduler/, "
+                f"found: {_listing(path) if path.is_dir() else 'a file'}"
             )
-        source = str(path)
-    elif _HUB_ID.match(str(model)):
-        source = str(model)
-    else:
-        raise ModelLoadError(
-            f"model {str(model)!r}: expected an existing diffusers folder or a hub id such as "
-            "'stabilityai/stable-diffusion-2-base', found neither"
-        )
+        return str(path)
+    if _HUB_ID.match(str(model)):
+        return str(model)
+    raise ModelLoadError(
+        f"model {str(model)!r}: expected an existing diffusers folder or a hub id such as "
+        "'stabilityai/stable-diffusion-2-base', found neither"
+    )
+
+
+def identify_backbone(model: str | os.PathLike) -> str:
+    """ "sd", "sdxl" or "pixart_alpha", from the pipeline class in the model's ``model_index.json``.
+
+    Reads only that file (a local folder, or the hub's copy when the hub is reachable or cached);
+    ModelLoadError if it cannot be read or names another pipeline.
+    """
+    source = _base_source(model)
+    path = Path(source)
     try:
-        pipeline = StableDiffusionPipeline.from_pretrained(
-            source,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-            dtype=torch.float32,
-        )
-    except Exception as exc:  # diffusers raises many kinds; all mean "not loadable"
-        raise ModelLoadError(f"model {source}: could not load a Stable Diffusion pipeline: {exc}") from exc
-    pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
-    return pipeline
+        if path.is_dir():
+            index = json.loads((path / "model_index.json").read_text())
+        else:
+            from diffusers import DiffusionPipeline
+
+            index = DiffusionPipeline.load_config(source)
+    except Exception as exc:
+        raise ModelLoadError(f"model {source}: could not read model_index.json: {exc}") from exc
+    return backbone_for_class(str(index.get("_class_name", "")), f"model {source}")
 
 
 # ---------------------------------------------------------------- personalization
@@ -194,7 +255,7 @@ def detect_format(path: Path) -> str:
         if path.suffix in (".bin", ".safetensors", ".pt"):
             return "textual_inversion"
         raise ModelLoadError(f"personalization {path}: expected a .bin or .safetensors weights file, got {name}")
-    if (path / "model_index.json").is_file() or any((path / c / "config.json").is_file() for c in STATE_DICT_STEMS):
+    if (path / "model_index.json").is_file() or any((path / c / "config.json").is_file() for c in FULL_COMPONENTS):
         return "full"
     if any((path / n).is_file() for n in LORA_NAMES):
         return "lora"
@@ -211,6 +272,12 @@ def detect_format(path: Path) -> str:
 def apply_personalization(pipeline, path: Path) -> str:
     """Apply the weights at ``path`` to ``pipeline`` in place; return the detected format."""
     kind = detect_format(path)
+    backbone = backbone_of(pipeline).name
+    if kind not in BACKBONE_FORMATS[backbone]:
+        raise ModelLoadError(
+            f"personalization {path} ({kind}): not supported on {BACKBONE_NAMES[backbone]} pipelines; "
+            f"expected one of {', '.join(BACKBONE_FORMATS[backbone])}"
+        )
     loader = {
         "full": _apply_full,
         "state_dict": _apply_state_dicts,
@@ -267,11 +334,31 @@ def _is_svdiff(path: Path) -> bool:
     return bool(keys) and all(k.endswith(".delta") for k in keys)
 
 
-def _apply_full(pipeline, path: Path) -> None:
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+def _full_component_classes(backbone: str) -> dict[str, Any]:
+    """The component folders a full fine-tune may hold on each backbone, and their classes."""
+    import diffusers
+    import transformers
 
-    components = {"unet": UNet2DConditionModel, "text_encoder": CLIPTextModel, "tokenizer": CLIPTokenizer}
+    names = {
+        SD: {"unet": "UNet2DConditionModel", "text_encoder": "CLIPTextModel", "tokenizer": "CLIPTokenizer"},
+        SDXL: {
+            "unet": "UNet2DConditionModel",
+            "text_encoder": "CLIPTextModel",
+            "text_encoder_2": "CLIPTextModelWithProjection",
+            "tokenizer": "CLIPTokenizer",
+            "tokenizer_2": "CLIPTokenizer",
+        },
+        PIXART_ALPHA: {
+            "transformer": "PixArtTransformer2DModel",
+            "text_encoder": "T5EncoderModel",
+            "tokenizer": "T5Tokenizer",
+        },
+    }[backbone]
+    return {name: getattr(diffusers, cls, None) or getattr(transformers, cls) for name, cls in names.items()}
+
+
+def _apply_full(pipeline, path: Path) -> None:
+    components = _full_component_classes(backbone_of(pipeline).name)
     loaded = {}
     for name, cls in components.items():
         folder = path / name
@@ -284,7 +371,8 @@ def _apply_full(pipeline, path: Path) -> None:
                 ) from exc
     if not loaded:
         raise ModelLoadError(
-            f"personalization {path}: expected unet/ or text_encoder/ subfolders, found {_listing(path)}"
+            f"personalization {path}: expected {' or '.join(n + '/' for n in components if 'tokenizer' not in n)} "
+            f"subfolders, found {_listing(path)}"
         )
     tokenizer = loaded.get("tokenizer", pipeline.tokenizer)
     text_encoder = loaded.get("text_encoder", pipeline.text_encoder)

@@ -75,7 +75,7 @@ def _token_ids(tokenizer, text: str) -> list[int]:
 
 
 def phrase_span(tokenizer, template: str, phrase: str) -> tuple[int, int]:
-    """Token positions [start, stop) of ``phrase`` in the rendered template, counting the start token.
+    """Token positions [start, stop) of ``phrase`` in the rendered template, counting any start token.
 
     Works for any placeholder the tokenizer knows (``sks``, an added ``<dog>``) and for multi-token
     words ("stuffed animal"). Raises PromptError if the phrase does not tokenize the same on its own
@@ -90,10 +90,22 @@ def phrase_span(tokenizer, template: str, phrase: str) -> tuple[int, int]:
             f"prompt template {template!r}: expected {phrase!r} to keep its own tokens inside the prompt; "
             "separate {concept} from neighbouring letters with spaces"
         )
-    start = len(before) + 1  # +1 for the start-of-text token
+    start = len(before) + special_tokens(tokenizer)[0]
     return start, start + len(own)
 
 
+def special_tokens(tokenizer) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before a text, and how many in all.
+
+    CLIP adds a start and an end token (1, 2); T5, PixArt-alpha's encoder, only an end token (0, 1).
+    """
+    probe = "a"
+    bare = _token_ids(tokenizer, probe)
+    full = list(tokenizer(probe).input_ids)
+    leading = next((i for i in range(len(full)) if full[i : i + len(bare)] == bare), 0)
+    return leading, len(full) - len(bare)
+
+
 def token_count(tokenizer, text: str) -> int:
-    """Number of tokens including start and end tokens (compare with tokenizer.model_max_length)."""
-    return len(_token_ids(tokenizer, text)) + 2
+    """Number of tokens including the special ones (compare with tokenizer.model_max_length)."""
+    return len(_token_ids(tokenizer, text)) + special_tokens(tokenizer)[1]

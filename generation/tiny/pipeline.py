@@ -24,7 +24,7 @@ TEXT_WIDTH = 32
 def build_components(seed: int = 0) -> dict:
     """Tiny real-architecture components, each seeded before construction (diffusers test style)."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = build_tokenizer(PROMPT_WORDS)
@@ -43,17 +43,7 @@ def build_components(seed: int = 0) -> dict:
         use_linear_projection=True,
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(8, 8, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=IMAGE_SIZE,
-    )
+    vae = tiny_vae()
     torch.manual_seed(seed + 2)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -69,7 +59,37 @@ def build_components(seed: int = 0) -> dict:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    scheduler = DDIMScheduler(
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": tiny_scheduler(),
+    }
+
+
+def tiny_vae():
+    """The tiny VAE (scale factor 8, 4 latent channels); seed torch before calling."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 8, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=IMAGE_SIZE,
+    )
+
+
+def tiny_scheduler():
+    """DDIM with SD-2-base's schedule (scaled-linear betas 0.00085 to 0.012, epsilon prediction)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -78,7 +98,6 @@ def build_components(seed: int = 0) -> dict:
         steps_offset=1,
         prediction_type="epsilon",
     )
-    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "scheduler": scheduler}
 
 
 def save_tiny_pipeline(directory: Path, seed: int = 0) -> None:

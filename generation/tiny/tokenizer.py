@@ -96,3 +96,23 @@ def _bytes_to_unicode() -> dict[int, str]:
             table[byte] = chr(256 + extra)
             extra += 1
     return table
+
+
+T5_MAX_TOKENS = 120  # PixArt-alpha's caption length
+WORD_START = "\u2581"  # SentencePiece's word-start mark
+
+
+def build_t5_tokenizer(words: Iterable[str], max_length: int = T5_MAX_TOKENS):
+    """A T5Tokenizer (SentencePiece Unigram) in which each of ``words`` is one token, PixArt-alpha style.
+
+    Each word is one piece with a high score; single characters (with and without the word-start mark)
+    score low, so other text still tokenizes, into characters, never into the unknown token. As in T5,
+    there is no start token and ``</s>`` ends every prompt.
+    """
+    from transformers import T5Tokenizer  # heavy import, only when a tokenizer is built
+
+    characters = [chr(code) for code in range(ord("!"), ord("~") + 1)]
+    pieces = [(f"{WORD_START}{word}", -1.0) for word in dict.fromkeys(_checked(word) for word in words)]
+    pieces += [(f"{WORD_START}{char}", -6.0) for char in characters] + [(char, -5.0) for char in characters]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), (WORD_START, -2.0), *dict(pieces).items()]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=max_length)

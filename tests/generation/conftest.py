@@ -49,3 +49,25 @@ def tiny_encoders_dir(tmp_path_factory):
     save_tiny_clip(folder)
     save_tiny_dino(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory):
+    """The tiny SD-XL pipeline folder, built once per session."""
+    from generation.tiny import ensure_tiny_sdxl
+
+    return ensure_tiny_sdxl(tmp_path_factory.getbasetemp() / "tiny-sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_pixart_dir(tmp_path_factory):
+    """The tiny PixArt-alpha pipeline folder, built once per session."""
+    from generation.tiny import ensure_tiny_pixart
+
+    return ensure_tiny_pixart(tmp_path_factory.getbasetemp() / "tiny-pixart")
+
+
+@pytest.fixture(scope="session")
+def backbone_dirs(tiny_model_dir, tiny_sdxl_dir, tiny_pixart_dir):
+    """Backbone name -> tiny pipeline folder, for tests that run on every backbone."""
+    return {"sd": tiny_model_dir, "sdxl": tiny_sdxl_dir, "pixart_alpha": tiny_pixart_dir}
