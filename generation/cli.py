@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from generation.errors import GenerationError, ParameterError
+from generation.backbones import BACKBONE_NAMES
+from generation.errors import GenerationError, ModelLoadError, ParameterError
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -51,6 +52,18 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: float32 on CPU, float16 on GPU)")
+    parser.add_argument(
+        "--backbone",
+        choices=tuple(BACKBONE_NAMES),
+        help="expected backbone; the model's own (from model_index.json) is used, and a different one is an error",
+    )
+    speed = parser.add_argument_group("GPU speed paths (all off by default)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the denoiser")
+    speed.add_argument("--compile-cache-dir", help="keep compiled kernels here across runs (with --compile)")
+    speed.add_argument("--cuda-graphs", action="store_true", help="replay small denoiser calls from CUDA graphs")
+    speed.add_argument(
+        "--memory-budget-gib", type=float, help="GPU memory one denoiser call may use; sets images per call"
+    )
     parser.add_argument("--save-masks", action="store_true", help="also write Masked's attention mask")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     samplers.add_argument("--json", action="store_true", help="machine-readable output")
     samplers.set_defaults(handler=run_samplers)
 
-    make_tiny = subparsers.add_parser("make-tiny", help="write the offline tiny models (SD pipeline, CLIP, DINO)")
+    make_tiny = subparsers.add_parser("make-tiny", help="write the offline tiny models (a pipeline, CLIP, DINO)")
     make_tiny.add_argument("directory", type=Path)
+    make_tiny.add_argument(
+        "--backbone", choices=tuple(BACKBONE_NAMES), default="sd", help="which pipeline to build (default sd)"
+    )
     make_tiny.set_defaults(handler=run_make_tiny)
 
     from generation.metrics import cli as metrics_cli
@@ -120,9 +136,26 @@ class ProgressBar:
         sys.stderr.flush()
 
 
+def check_backbone(model: str, expected: str | None) -> None:
+    """Refuse a model whose backbone is not the one ``--backbone`` names."""
+    if expected is None:
+        return
+    from generation.pipelines import identify_backbone
+
+    found = identify_backbone(model)
+    if found != expected:
+        raise ModelLoadError(
+            f"--backbone {expected}: expected a {BACKBONE_NAMES[expected]} pipeline, "
+            f"but {model} is a {BACKBONE_NAMES[found]} pipeline ({found})"
+        )
+
+
 def _request(args: argparse.Namespace, params: dict):
     from generation.api import GenerationRequest
     from generation.seeds import parse_seed_indices
+    from generation.speed import SpeedOptions
+
+    check_backbone(args.model, args.backbone)
 
     return GenerationRequest(
         model=args.model,
@@ -138,6 +171,12 @@ def _request(args: argparse.Namespace, params: dict):
         dtype=args.dtype,
         batch_size=args.batch_size,
         save_masks=args.save_masks,
+        speed=SpeedOptions(
+            compile=args.compile,
+            compile_cache_dir=args.compile_cache_dir,
+            cuda_graphs=args.cuda_graphs,
+            memory_budget_gib=args.memory_budget_gib,
+        ),
     )
 
 
@@ -203,13 +242,14 @@ def run_samplers(args: argparse.Namespace) -> int:
 
 
 def run_make_tiny(args: argparse.Namespace) -> int:
-    from generation.tiny import ensure_tiny_model, save_tiny_clip, save_tiny_dino
+    from generation.tiny import ensure_tiny_model, ensure_tiny_pixart, ensure_tiny_sdxl, save_tiny_clip, save_tiny_dino
 
+    builders = {"sd": ensure_tiny_model, "sdxl": ensure_tiny_sdxl, "pixart_alpha": ensure_tiny_pixart}
     directory: Path = args.directory
-    pipeline = ensure_tiny_model(directory)  # the pipeline at the top, as GENERATION_MODEL expects
+    pipeline = builders[args.backbone](directory)  # the pipeline at the top, as GENERATION_MODEL expects
     clip = save_tiny_clip(directory)  # writes directory/clip
     dino = save_tiny_dino(directory)  # writes directory/dino
-    print(f"tiny Stable Diffusion pipeline: {pipeline}\ntiny CLIP: {clip}\ntiny DINO: {dino}")
+    print(f"tiny {BACKBONE_NAMES[args.backbone]} pipeline: {pipeline}\ntiny CLIP: {clip}\ntiny DINO: {dino}")
     return 0
 
 

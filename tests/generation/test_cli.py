@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from generation.cli import main, parse_grid
+from generation.samplers import SAMPLER_NAMES, build_sampler
 
 
 def test_samplers_lists_every_sampler_as_json(capsys):
@@ -129,3 +132,63 @@ def test_make_tiny_writes_pipeline_clip_and_dino(tmp_path, capsys):
     assert main(["make-tiny", str(tmp_path / "tiny")]) == 0
     assert (tmp_path / "tiny" / "model_index.json").is_file()
     assert (tmp_path / "tiny" / "clip").is_dir() and (tmp_path / "tiny" / "dino").is_dir()
+
+
+def sample_args(model, sampler, out, *extra):
+    return [
+        "sample",
+        "--model",
+        str(model),
+        "--concept-token",
+        "sks",
+        "--superclass",
+        "dog",
+        "--prompt",
+        "a {concept} in the snow",
+        "--sampler",
+        sampler,
+        "--seeds",
+        "0",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("backbone", ["sd", "sdxl", "pixart_alpha"])
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+def test_every_sampler_samples_on_every_tiny_backbone(backbone_dirs, tmp_path, sampler, backbone):
+    assert main(sample_args(backbone_dirs[backbone], sampler, tmp_path, "--backbone", backbone)) == 0
+    data = json.loads((tmp_path / f"{sampler}-seed0000.json").read_text())
+    assert data["backbone"] == backbone and data["sampler"] == sampler
+    assert data["unet_evaluations"] == build_sampler(sampler, {}).evaluations_per_image(2)
+    assert (tmp_path / data["image"]).is_file()
+
+
+def test_sample_on_sdxl_through_the_module_entry_point(tiny_sdxl_dir, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "generation", *sample_args(tiny_sdxl_dir, "switching", tmp_path)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=root)
+    assert "wrote 1 images" in out.stdout and (tmp_path / "switching-seed0000.png").is_file()
+
+
+def test_a_backbone_other_than_the_models_is_an_error(tiny_pixart_dir, tmp_path, capsys):
+    assert main(sample_args(tiny_pixart_dir, "base", tmp_path, "--backbone", "sdxl")) == 2
+    err = capsys.readouterr().err
+    assert "--backbone sdxl: expected a SD-XL pipeline, but" in err and "is a PixArt-alpha pipeline" in err
+
+
+def test_cuda_graphs_on_cpu_are_refused_with_a_message(tiny_model_dir, tmp_path, capsys):
+    assert main(sample_args(tiny_model_dir, "base", tmp_path, "--cuda-graphs")) == 2
+    assert "cuda_graphs: a GPU speed path, expected a CUDA device, got cpu" in capsys.readouterr().err
+
+
+def test_make_tiny_builds_the_asked_backbone(tmp_path, capsys):
+    assert main(["make-tiny", str(tmp_path / "xl"), "--backbone", "sdxl"]) == 0
+    index = json.loads((tmp_path / "xl" / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionXLPipeline" and "tiny SD-XL pipeline" in capsys.readouterr().out
