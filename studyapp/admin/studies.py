@@ -52,6 +52,7 @@ DESIGN_FIELDS_SHOWN = [
     "pairs_per_rater",
     "gold_rate",
     "attention_rate",
+    "display_size",
     "random_seed",
     "exclusion_rules",
     "fixed_factors",

@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from studyapp.catalog.display import CONTENT_TYPE as DISPLAY_CONTENT_TYPE
+from studyapp.catalog.display import display_copy
 from studyapp.models import QUESTIONS, Assignment, Rater, ReferenceImage, Study, new_token
 from studyapp.rating.access import access_pair_image, access_rater, access_reference_image, access_study_link
 from studyapp.rating.admission import PROLIFIC_ID, admit, invited_rater, record_prolific_session
@@ -255,7 +257,12 @@ def _message(request, title: str, text: str, status: int, rater: Rater | None = 
 
 @require_GET
 def pair_image(request, assignment_token: str, side: int):
-    return _image_response(access_pair_image(assignment_token, side))
+    field_file, size = access_pair_image(assignment_token, side)
+    try:
+        handle = display_copy(field_file, size)
+    except FileNotFoundError:
+        raise Http404("No such image.") from None
+    return _image_stream(handle, DISPLAY_CONTENT_TYPE)
 
 
 @require_GET
@@ -269,6 +276,10 @@ def _image_response(field_file):
         handle = field_file.open("rb")
     except FileNotFoundError:
         raise Http404("No such image.") from None
+    return _image_stream(handle, content_type)
+
+
+def _image_stream(handle, content_type: str):
     response = FileResponse(handle, content_type=content_type)
     response.headers.pop("Content-Disposition", None)  # it would carry the stored file name
     response["Cache-Control"] = IMAGE_CACHE

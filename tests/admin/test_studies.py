@@ -61,6 +61,7 @@ def _change_form_data(study, **changes):
         "pairs_per_rater",
         "gold_rate",
         "attention_rate",
+        "display_size",
         "random_seed",
         "question_text",
         "question_image",

@@ -1,14 +1,18 @@
 """The rater's pages: entry links, consent and instructions, answering, refusals, CSRF and blinding."""
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
-from studyapp.models import Answer, Assignment, GeneratedImage, GenerationRun, Method, Rater
+from studyapp.catalog.display import normalised
+from studyapp.models import Answer, Assignment, GeneratedImage, GenerationRun, Method, Pair, Rater
 from studyapp.rating.admission import create_invites
-from tests.rating.factories import open_rater, published_study
+from tests.rating.factories import check_pair, open_rater, published_study
 
 pytestmark = pytest.mark.django_db
 ALL_ONE = {"text": "1", "image": "1", "overall": "1"}
@@ -260,18 +264,31 @@ class TestBlinding:
             assert re.fullmatch(r"/i/[A-Za-z0-9_-]{20,}/[12]|/p/[A-Za-z0-9_-]{20,}", url), url
             response = client.get(url)
             assert response.status_code == 200
-            assert response["Content-Type"] == "image/png"
+            pair_image = url.startswith("/i/")
+            assert response["Content-Type"] == ("image/jpeg" if pair_image else "image/png")
             assert "Content-Disposition" not in response
             assert "max-age" in response["Cache-Control"] and "private" in response["Cache-Control"]
-            assert b"".join(response.streaming_content)[:4] == b"\x89PNG"
+            assert b"".join(response.streaming_content)[:4] == (b"\xff\xd8\xff\xe0" if pair_image else b"\x89PNG")
 
     def test_image_1_is_the_left_image_of_this_assignment(self, client):
-        rater = open_rater(published_study())
+        rater = open_rater(published_study(display_size=64))
         token = current_token(client, rater)
         assignment = Assignment.objects.select_related("pair__image_a", "pair__image_b").get(token=token)
         left = b"".join(client.get(f"/i/{token}/1").streaming_content)
         expected = assignment.pair.image_a if assignment.left_is_a else assignment.pair.image_b
-        assert left == expected.file.open("rb").read()
+        assert left == normalised(expected.file.open("rb").read(), 64)
+
+    def test_check_pairs_are_served_like_every_other_pair(self, client):
+        study = published_study(display_size=64, pairs_per_rater=3)
+        gold = check_pair(study, Pair.Kind.GOLD, {"overall": "a"})
+        rater = open_rater(study)
+        assignment = Assignment.objects.create(
+            rater=rater, pair=gold, position=1, left_is_a=True, expires=timezone.now() + timedelta(minutes=5)
+        )
+        response = client.get(f"/i/{assignment.token}/2")
+        assert response["Content-Type"] == "image/jpeg"
+        with Image.open(io.BytesIO(b"".join(response.streaming_content))) as image:
+            assert (image.format, image.size) == ("JPEG", (64, 64))
 
     def test_unknown_image_tokens_are_not_found(self, client):
         assert client.get("/i/nothing-here/1").status_code == 404
