@@ -15,7 +15,7 @@ from studyapp.admin.display import thumbnail
 from studyapp.admin.results import RESULTS_ACTIONS, StudyResultsActions
 from studyapp.models import QUESTIONS, Comparison, Method, Pair, Study
 from studyapp.studies.check_images import CHECK_METHODS
-from studyapp.studies.checks import checks_per_rater
+from studyapp.studies.checks import rater_checks
 from studyapp.studies.freeze import DESIGN_FIELDS, StudyFrozen
 from studyapp.studies.pairs import slot_coverage
 from studyapp.studies.planner import PlannerForm, study_plan
@@ -327,8 +327,7 @@ def _pair_counts(study: Study) -> dict:
         "gold": gold,
         "gold_total": by_kind.get(Pair.Kind.GOLD, {}).get("total", 0),
         "attention": by_kind.get(Pair.Kind.ATTENTION, {}).get("total", 0),
-        "gold_per_rater": checks_per_rater(study.gold_rate, study.pairs_per_rater),
-        "attention_per_rater": checks_per_rater(study.attention_rate, study.pairs_per_rater),
+        "per_rater": rater_checks(study),
     }
 
 

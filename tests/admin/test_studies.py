@@ -1,11 +1,15 @@
 """The study set-up in the admin: pages render, actions work for the owner and are refused to others."""
 
 import re
+from collections import Counter
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from studyapp.models import Comparison, Pair, Study
+from studyapp.models import QUESTIONS, Comparison, Pair, Rater, Study
+from studyapp.rating.answers import submit_answer
+from studyapp.rating.assignment import claim_leases
 from studyapp.studies.check_images import CHECK_METHODS
 from studyapp.studies.publishing import build_study_pairs, publish
 from tests import factories
@@ -229,3 +233,42 @@ def test_staff_without_change_permission_can_look_but_not_act(client, django_use
     study.refresh_from_db()
     assert study.state == Study.State.DRAFT
     assert not Comparison.objects.filter(study__previous_version=study).exists()
+
+
+def _rate_checks_right(rater) -> Counter:
+    """Answer every pair the engine hands out (checks correctly) until done; the kinds of pairs answered."""
+    kinds = Counter()
+    while (leases := claim_leases(rater)).current is not None:
+        assignment = leases.current
+        side = {"a": "1" if assignment.left_is_a else "2", "b": "2" if assignment.left_is_a else "1"}
+        answer = {q: side[assignment.pair.expected.get(q, "a")] for q in QUESTIONS}
+        result = submit_answer(rater, assignment.token, answer, response_ms=3000)
+        kinds[assignment.pair.kind] += 1
+        assert not result.screened_out
+    return kinds
+
+
+# Halves round up, the tolerance absorbs float error: 0.5 -> 1 (Python's round gives 0), 1.5000000000000002 -> 2.
+@pytest.mark.parametrize(
+    ("gold_rate", "attention_rate", "expected"), [(0.05, 0.05, (1, 1)), (0.15, 0.1, (2, 1)), (0.04, 0.25, (0, 3))]
+)
+def test_the_checks_the_setup_page_promises_are_the_checks_raters_get(
+    owner_client, gold_rate, attention_rate, expected
+):
+    study = factories.study_with_images(methods=2, concepts=2, seeds=4)
+    Study.objects.filter(pk=study.pk).update(
+        pairs_per_rater=10, gold_rate=gold_rate, attention_rate=attention_rate, ratings_per_pair=5
+    )
+    publish(study)
+    study.refresh_from_db()
+    page = owner_client.get(_setup_url(study)).content.decode()
+    promised = {kind: int(re.search(rf'id="{kind}-per-rater">(\d+)<', page).group(1)) for kind in ("gold", "attention")}
+    assert (promised["gold"], promised["attention"]) == expected
+    assert ("gold rate 0.04 x 10 pairs rounds to 0" in page) == (gold_rate == 0.04)
+    for number in range(3):
+        rater = Rater.objects.create(study=study, source=Rater.Source.OPEN, external_id=f"rater-{number}")
+        rater.consented = rater.instructed = timezone.now()
+        rater.save()
+        kinds = _rate_checks_right(rater)
+        assert sum(kinds.values()) == 10
+        assert (kinds[Pair.Kind.GOLD], kinds[Pair.Kind.ATTENTION]) == (promised["gold"], promised["attention"])
