@@ -1,6 +1,8 @@
 """Who may rate: one rater row per person and study, whichever way they arrive (invite, Prolific, open link)."""
 
 import re
+import secrets
+from urllib.parse import urlencode
 
 from django.db import IntegrityError
 
@@ -37,3 +39,24 @@ def create_invites(study: Study, codes: list[str]) -> list[Rater]:
         rater, _ = Rater.objects.get_or_create(study=study, source=Rater.Source.INVITE, external_id=code)
         raters.append(rater)
     return raters
+
+
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I; never a character a spreadsheet reads as a formula
+INVITE_LENGTH = 10
+MAX_INVITES = 10000
+
+
+def make_invites(study: Study, count: int) -> list[Rater]:
+    """`count` new random invite codes for the study (1 to MAX_INVITES)."""
+    if not 1 <= count <= MAX_INVITES:
+        raise ValueError(f"number of invites: expected 1 to {MAX_INVITES}, got {count}")
+    codes = ["".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH)) for _ in range(count)]
+    return create_invites(study, codes)
+
+
+def invite_query(code: str) -> str:
+    return urlencode({"invite": code})
+
+
+# Prolific replaces these placeholders with the participant's, the study's and the session's ids.
+PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"

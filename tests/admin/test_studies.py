@@ -1,5 +1,7 @@
 """The study set-up in the admin: pages render, actions work for the owner and are refused to others."""
 
+import csv
+import io
 import re
 from collections import Counter
 
@@ -35,6 +37,10 @@ def _change_url(study):
 
 def _post_action(client, study, action):
     return client.post(_setup_url(study), {"action": action})
+
+
+def _confirm_url(study, action):
+    return reverse("admin:studyapp_study_confirm", args=[study.pk, action])
 
 
 def _change_form_data(study, **changes):
@@ -133,7 +139,7 @@ def test_build_publish_new_version_and_close_from_the_setup_page(owner_client, s
     page = owner_client.get(_setup_url(study)).content.decode()
     assert "8 / 8" in page
 
-    _post_action(owner_client, study, "publish")
+    owner_client.post(_confirm_url(study, "publish"))
     study.refresh_from_db()
     assert study.state == Study.State.PUBLISHED
 
@@ -142,9 +148,33 @@ def test_build_publish_new_version_and_close_from_the_setup_page(owner_client, s
     assert response.status_code == 302 and response.url == _change_url(follower)
     assert follower.state == Study.State.DRAFT and follower.comparisons.count() == 1
 
-    _post_action(owner_client, study, "close")
+    owner_client.post(_confirm_url(study, "close"))
     study.refresh_from_db()
     assert study.state == Study.State.CLOSED
+
+
+@pytest.mark.parametrize("action", ["publish", "close"])
+def test_publish_and_close_act_only_from_their_confirmation_page(owner_client, study, action):
+    if action == "close":
+        publish(study)
+    before = Study.objects.get(pk=study.pk).state
+    response = _post_action(owner_client, study, action)
+    assert response.status_code == 302 and response.url == _confirm_url(study, action)
+    page = owner_client.get(_confirm_url(study, action)).content.decode()
+    assert "cannot be undone" in page and 'name="csrfmiddlewaretoken"' in page
+    assert Study.objects.get(pk=study.pk).state == before
+    owner_client.post(_confirm_url(study, action))
+    assert Study.objects.get(pk=study.pk).state == {"publish": "published", "close": "closed"}[action]
+
+
+def test_a_confirmation_post_without_the_csrf_token_is_refused(owner, study):
+    from django.test import Client
+
+    checking = Client(enforce_csrf_checks=True)
+    checking.force_login(owner)
+    assert checking.post(_confirm_url(study, "publish")).status_code == 403
+    assert Study.objects.get(pk=study.pk).state == Study.State.DRAFT
+    assert checking.get(_confirm_url(study, "explode")).status_code == 404
 
 
 def test_a_refused_action_says_why_and_changes_nothing(owner_client, study):
@@ -185,12 +215,14 @@ def test_design_edits_posted_after_publishing_are_not_saved_and_the_owner_is_tol
     assert study.ratings_per_pair == 3
 
 
-def test_list_actions_publish_the_selected_studies(owner_client, study):
+def test_list_actions_publish_the_selected_studies_after_a_confirmation(owner_client, study):
     other = factories.study_with_images(methods=2, seeds=1)
+    selected = {"action": "publish_action", "_selected_action": [study.pk, other.pk]}
+    response = owner_client.post(reverse("admin:studyapp_study_changelist"), selected)
+    assert response.status_code == 200 and "cannot be undone" in response.content.decode()
+    assert set(Study.objects.values_list("state", flat=True)) == {Study.State.DRAFT}
     response = owner_client.post(
-        reverse("admin:studyapp_study_changelist"),
-        {"action": "publish_action", "_selected_action": [study.pk, other.pk]},
-        follow=True,
+        reverse("admin:studyapp_study_changelist"), {**selected, "confirmed": "yes"}, follow=True
     )
     assert response.status_code == 200
     assert set(Study.objects.values_list("state", flat=True)) == {Study.State.PUBLISHED}
@@ -272,3 +304,59 @@ def test_the_checks_the_setup_page_promises_are_the_checks_raters_get(
         kinds = _rate_checks_right(rater)
         assert sum(kinds.values()) == 10
         assert (kinds[Pair.Kind.GOLD], kinds[Pair.Kind.ATTENTION]) == (promised["gold"], promised["attention"])
+
+
+def test_setup_and_study_pages_show_the_open_link_and_the_prolific_url(owner_client, study):
+    open_link = f"http://testserver/s/{study.open_link_token}/"
+    prolific = (
+        open_link + "?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}&amp;SESSION_ID={{%SESSION_ID%}}"
+    )
+    for url in (_setup_url(study), _change_url(study)):
+        page = owner_client.get(url).content.decode()
+        assert f'id="open-link" value="{open_link}"' in page
+        assert f'id="prolific-link" value="{prolific}"' in page
+
+
+def test_invites_download_as_csv_and_each_link_admits_its_rater(owner_client, client, study):
+    publish(study)
+    response = owner_client.post(reverse("admin:studyapp_study_invites", args=[study.pk]), {"count": "5"})
+    assert response["Content-Type"].startswith("text/csv")
+    assert f'filename="{study.slug}-invites.csv"' in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert len(rows) == 5 == len({row["code"] for row in rows})
+    assert Rater.objects.filter(study=study, source=Rater.Source.INVITE).count() == 5
+    path = rows[0]["link"].removeprefix("http://testserver")
+    entered = client.get(path)
+    invited = Rater.objects.get(study=study, external_id=rows[0]["code"])
+    assert entered.status_code == 302 and invited.token in entered.url
+
+
+@pytest.mark.parametrize("count", ["0", "abc", "10001", ""])
+def test_a_bad_invite_count_is_an_error_message_not_a_download(owner_client, study, count):
+    url = reverse("admin:studyapp_study_invites", args=[study.pk])
+    response = owner_client.post(url, {"count": count}, follow=True)
+    assert response.status_code == 200 and "expected a whole number from 1 to 10000" in response.content.decode()
+    assert not Rater.objects.filter(study=study).exists()
+
+
+def test_the_monitor_counts_answers_raters_and_what_is_left(owner_client, study):
+    Study.objects.filter(pk=study.pk).update(
+        gold_rate=0, attention_rate=0, pairs_per_rater=3, ratings_per_pair=2, overlap_fraction=0
+    )
+    publish(study)
+    study.refresh_from_db()
+    url = reverse("admin:studyapp_study_monitor", args=[study.pk])
+    before = owner_client.get(url).json()
+    assert (before["answers"], before["ratings_remaining"], before["projected_finish"]) == (0, 16, None)
+    rater = Rater.objects.create(study=study, source=Rater.Source.OPEN, external_id="monitored")
+    rater.consented = rater.instructed = timezone.now()
+    rater.save()
+    _rate_checks_right(rater)
+    after = owner_client.get(url).json()
+    assert after["answers"] == after["answers_last_hour"] == 3
+    assert after["active_raters"] == 1
+    assert after["ratings_remaining"] == 13
+    assert after["pairs_remaining"] == 8
+    assert 3.9 < after["hours_left"] < 4.4  # 13 ratings at 3 an hour
+    page = owner_client.get(_setup_url(study)).content.decode()
+    assert 'data-field="answers_last_hour">3<' in page
