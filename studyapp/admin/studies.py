@@ -20,11 +20,12 @@ from studyapp.admin.results import RESULTS_ACTIONS, StudyResultsActions
 from studyapp.models import QUESTIONS, Comparison, Method, Pair, Study
 from studyapp.rating.admission import MAX_INVITES, PROLIFIC_QUERY, invite_query, make_invites
 from studyapp.rating.monitor import collection_status
+from studyapp.results.analysis import study_results
 from studyapp.studies.check_images import CHECK_METHODS
 from studyapp.studies.checks import rater_checks
 from studyapp.studies.freeze import DESIGN_FIELDS, StudyFrozen
 from studyapp.studies.pairs import slot_coverage
-from studyapp.studies.planner import PlannerForm, study_plan
+from studyapp.studies.planner import PlannerForm, pilot_components, study_plan, study_random_factors
 from studyapp.studies.publishing import build_study_pairs, close, new_version, publish
 
 
@@ -347,13 +348,16 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
             return self._setup_post(request, study)
         planner = PlannerForm(request.GET or None, initial={n: f.initial for n, f in PlannerForm.base_fields.items()})
         arguments = planner.plan_arguments() if planner.is_bound and planner.is_valid() else {}
+        pilot = _pilot_components(study) if arguments and planner.cleaned_data["use_pilot"] else None
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Set up: {study}",
             "study": study,
             "planner": planner,
-            "plan": study_plan(study, **arguments),
+            "plan": study_plan(study, components=pilot, **arguments),
+            "pilot_used": pilot is not None,
+            "random_factors": study_random_factors(study),
             "coverage": [slot_coverage(c) for c in study.comparisons.select_related("method_a", "method_b")],
             "counts": _pair_counts(study),
             "can_change": self.has_change_permission(request, study),
@@ -469,3 +473,8 @@ class PairAdmin(admin.ModelAdmin):
     @admin.display(description="images (A, B)")
     def previews(self, obj):
         return format_html("{} {}", thumbnail(obj.image_a.file, 160), thumbnail(obj.image_b.file, 160))
+
+
+def _pilot_components(study):
+    """The variance components of the study's answers so far (None without decided answers)."""
+    return pilot_components(row.estimate for row in study_results(study).primary.rows)

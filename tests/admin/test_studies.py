@@ -15,6 +15,7 @@ from studyapp.rating.assignment import claim_leases
 from studyapp.studies.check_images import CHECK_METHODS
 from studyapp.studies.publishing import build_study_pairs, publish
 from tests import factories
+from tests.results.factories import study_with_answers
 
 pytestmark = pytest.mark.django_db
 
@@ -117,12 +118,30 @@ def test_comparison_choices_leave_out_the_hidden_check_methods(owner_client, stu
 def test_setup_page_shows_counts_and_planner_numbers(owner_client, study):
     page = owner_client.get(_setup_url(study)).content.decode()
     assert 'id="study-state">draft' in page
-    assert 'id="n-total">691<' in page  # 1 comparison x 3 questions, defaults: w 0.6, power 0.8, tie 0.25, DEFF 2
+    assert "The crossed model is the variance the results page uses" in page
+    # Two subjects cannot carry a claim about subjects in general: the default shares put it out of reach.
+    assert 'id="plan-unreachable"' in page and "out of reach: power at most" in page
+    assert "2 &times; 2" in page  # the comparison's subjects x prompts
     assert "8 / 0" in page  # usable slots / built pairs
 
 
+DESIGN_EFFECT_MODEL = {"model": "design effect", "rater_share": 0, "subject_share": 0, "prompt_share": 0,
+                       "subject_prompt_share": 0}  # fmt: skip
+
+
+def test_the_planner_takes_its_shares_from_the_studys_answers_when_asked(owner_client):
+    study = study_with_answers(raters=8)
+    shares = {"rater_share": 0.05, "subject_share": 0.03, "prompt_share": 0.03, "subject_prompt_share": 0.02}
+    query = {"win_rate": 0.6, "power": 0.8, "alpha": 0.05, "tie_rate": 0.25, "model": "crossed", "design_effect": 2}
+    query.update(shares)
+    assumed = owner_client.get(_setup_url(study), query).content.decode()
+    piloted = owner_client.get(_setup_url(study), {**query, "use_pilot": "on"}).content.decode()
+    assert 'id="pilot-used"' in piloted and 'id="pilot-used"' not in assumed
+    assert "errornote" not in piloted
+
+
 def test_planner_form_recomputes_from_the_given_numbers(owner_client, study):
-    query = {"win_rate": 0.6, "power": 0.8, "alpha": 0.15, "tie_rate": 0.25, "design_effect": 2}
+    query = {"win_rate": 0.6, "power": 0.8, "alpha": 0.15, "tie_rate": 0.25, "design_effect": 2, **DESIGN_EFFECT_MODEL}
     # alpha 0.15 over 3 tests = 0.05 per test: N = 193.85 * 2 / 0.75 -> 517
     page = owner_client.get(_setup_url(study), query).content.decode()
     assert 'id="n-total">517<' in page and 'id="n-decisive">194<' in page
