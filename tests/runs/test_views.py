@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection, connections
@@ -9,9 +10,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from studyapp.models import GenerationBatch, GenerationRun, Method
+from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, Method, Study
 from studyapp.runs.state import refresh_run
 from studyapp.runs.worker import run_batch
+from studyapp.studies.check_images import CHECK_METHODS
+from studyapp.studies.publishing import build_study_pairs
 from tests import factories
 from tests.runs.factories import FAST_STEPS, runs_with_images, small_run
 
@@ -129,6 +132,29 @@ def test_the_browser_filters_methods_and_seeds(owner_client):
     }
     page = owner_client.get(reverse("browser"), query).content.decode()
     assert page.count("<img ") == 2  # one method, one seed, two prompts
+
+
+def _browser_query(study):
+    image = GeneratedImage.objects.exclude(method__name__in=CHECK_METHODS).select_related("concept", "prompt").first()
+    return {"concept": image.concept.slug, "prompt_set": image.prompt.prompt_set.slug}
+
+
+def test_the_browser_leaves_out_the_check_methods(owner_client):
+    study = factories.study_with_images(methods=2, concepts=2, seeds=2)
+    Study.objects.filter(pk=study.pk).update(gold_rate=0.2, attention_rate=0.2, pairs_per_rater=10)
+    build_study_pairs(study)
+    assert GeneratedImage.objects.filter(method__name__in=CHECK_METHODS).exists()
+    page = owner_client.get(reverse("browser"), _browser_query(study)).content.decode()
+    assert not any(name in page for name in CHECK_METHODS)
+    assert page.count("<img ") == 2 * 2 * 2  # methods x prompts x seeds of the chosen concept
+
+
+def test_the_browser_shows_only_prompts_that_have_images(owner_client):
+    templates = ("a {concept} in the snow", "a {concept} on the beach", "a {concept} on the moon")
+    factories.study_with_images(methods=2, seeds=1, templates=templates)
+    GeneratedImage.objects.filter(prompt__template=templates[2]).delete()
+    page = owner_client.get(reverse("browser"), _browser_query(None)).content.decode()
+    assert "on the moon" not in page and page.count('<th class="browser-prompt">') == 1 + 2
 
 
 # ---------------------------------------------------------------- who generates a saved run
@@ -270,3 +296,19 @@ def follow_the_progress_bar(page, live_server):
         "text=Re-queue failed batches", timeout=10_000
     )  # the page reloads with the actions of a failed run
     assert "no model at /nowhere" in page.inner_text(".run-error")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_browser_fits_a_1280_pixel_screen_with_many_methods(chromium_page, live_server):
+    try:
+        factories.study_with_images(methods=7, seeds=2)
+        chromium_page.set_viewport_size({"width": 1280, "height": 800})
+        chromium_page.goto(f"{live_server.url}{reverse('browser')}?{urlencode(_browser_query(None))}")
+        assert chromium_page.locator(".browser-grid img").count() == 7 * 2 * 2
+        widths = chromium_page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
+        image = chromium_page.locator(".browser-grid img").first.bounding_box()
+        assert 32 <= image["width"] <= 128
+    finally:
+        connections.close_all()
