@@ -26,6 +26,7 @@ __all__ = [
     "MAX_STEPS",
     "GeneratedSample",
     "GenerationRequest",
+    "check_base_model",
     "check_request",
     "check_steps",
     "generate",
@@ -122,6 +123,20 @@ def check_request(request: GenerationRequest) -> dict:
         raise ParameterError(f"speed: expected SpeedOptions, got {type(request.speed).__name__}")
     request.speed.check()
     return params
+
+
+def check_base_model(model: str | os.PathLike) -> str | None:
+    """The backbone ("sd", "sdxl" or "pixart_alpha") of a base model in a local folder; ModelLoadError if it
+    is none of them. None for a hub id or a path this machine does not have: the worker that loads it checks.
+
+    Reads ``model_index.json`` only, so the admin can call it on every save. Every sampler runs on every
+    backbone (``generation.backbones``), so the backbone is the one thing to check.
+    """
+    from generation.pipelines import identify_backbone
+
+    if not model or not Path(model).expanduser().exists():
+        return None
+    return identify_backbone(model)
 
 
 def generate(request: GenerationRequest, progress: Progress | None = None) -> list[GeneratedSample]:

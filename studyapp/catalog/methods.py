@@ -39,6 +39,18 @@ def check_steps(steps) -> int:
         raise ValidationError({"steps": str(exc).removeprefix("steps: ")}) from None
 
 
+def check_base_model(base_model: str) -> str:
+    """A base model folder on this machine must be an SD, SD-XL or PixArt-alpha pipeline; hub ids pass."""
+    from generation.api import check_base_model as check_model
+    from generation.errors import ModelLoadError
+
+    try:
+        check_model(base_model)
+    except ModelLoadError as exc:
+        raise ValidationError({"base_model": str(exc)}) from None
+    return base_model
+
+
 def validate_method(method: Method) -> None:
     """Check a method's sampler and fill in its parameters; an external method has neither."""
     if method.kind == Method.Kind.EXTERNAL:
@@ -51,6 +63,7 @@ def validate_method(method: Method) -> None:
     if not isinstance(method.params, dict):
         raise ValidationError({"params": f"expected a JSON object, got {type(method.params).__name__}"})
     method.params = check_params(method.sampler, method.params)
+    check_base_model(method.base_model)
 
 
 def sampler_names() -> tuple[str, ...]:

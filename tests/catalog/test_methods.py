@@ -52,3 +52,27 @@ def test_an_external_method_takes_no_sampler(owner_client):
     assert response.status_code == 200
     assert "An external method has no sampler" in response.content.decode()
     assert _add(owner_client, kind="external", sampler="", params="{}").status_code == 302
+
+
+def _model_folder(path, class_name):
+    path.mkdir()
+    (path / "model_index.json").write_text(json.dumps({"_class_name": class_name}))
+    return str(path)
+
+
+@pytest.mark.parametrize("pipeline", ["StableDiffusionPipeline", "StableDiffusionXLPipeline", "PixArtAlphaPipeline"])
+def test_a_base_model_of_each_backbone_is_accepted_for_every_sampler(owner_client, tmp_path, pipeline):
+    folder = _model_folder(tmp_path / "model", pipeline)
+    for sampler in ("masked", "photoswap"):
+        assert _add(owner_client, name=f"{sampler}-x", sampler=sampler, base_model=folder).status_code == 302
+    assert Method.objects.count() == 2
+
+
+def test_a_base_model_of_another_pipeline_is_refused_with_the_reason(owner_client, tmp_path):
+    folder = _model_folder(tmp_path / "kandinsky", "KandinskyPipeline")
+    response = _add(owner_client, base_model=folder)
+    assert response.status_code == 200
+    assert "expected a StableDiffusionPipeline, StableDiffusionXLPipeline, PixArtAlphaPipeline pipeline" in (
+        response.content.decode()
+    )
+    assert not Method.objects.exists()
