@@ -138,3 +138,18 @@ def test_photoswap_changes_the_concept_image_only_while_its_windows_are_open(pip
     torch.testing.assert_close(closed.latents, base.latents, atol=ATOL, rtol=RTOL)
     swapped = run_sampler("photoswap", {"t_sf": 2, "t_cm": 3, "t_sm": 3, "w_c": 7.0}, pipeline=pipeline)
     assert not torch.allclose(swapped.latents, base.latents, atol=1e-3)
+
+
+def test_a_full_fine_tuned_pixart_transformer_replaces_the_base_one(tiny_pixart_dir, pixart, tmp_path):
+    with torch.no_grad():
+        tuned = type(pixart.transformer).from_pretrained(tiny_pixart_dir / "transformer")
+        tuned.pos_embed.proj.bias.add_(1.0)
+    tuned.save_pretrained(tmp_path / "transformer")
+    loaded = load_pipeline(tiny_pixart_dir, personalization=tmp_path, device="cpu")
+    torch.testing.assert_close(loaded.transformer.pos_embed.proj.bias, pixart.transformer.pos_embed.proj.bias + 1.0)
+
+
+def test_a_format_the_backbone_cannot_take_is_refused_by_name(tiny_pixart_dir, tmp_path):
+    (tmp_path / "learned_embeds.bin").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match=r"\(textual_inversion\): not supported on PixArt-alpha pipelines"):
+        load_pipeline(tiny_pixart_dir, personalization=tmp_path, device="cpu")
