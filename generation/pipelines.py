@@ -37,7 +37,7 @@ from generation.backbones import (
     backbone_of,
 )
 from generation.errors import ModelLoadError
-from generation.speed import compile_denoiser
+from generation.speed import clear_graphs, compile_denoiser
 
 _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
@@ -139,6 +139,7 @@ def clear_cache() -> None:
     """Drop every cached pipeline and return GPU memory to the driver."""
     with _LOCK:
         _CACHE.clear()
+        clear_graphs()
     import gc
 
     gc.collect()
@@ -182,9 +183,12 @@ def _load_base(model: str | os.PathLike):
     except Exception as exc:  # diffusers raises many kinds; all mean "not loadable"
         raise ModelLoadError(f"model {source}: could not load a {BACKBONE_NAMES[backbone]} pipeline: {exc}") from exc
     pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    if backbone == PIXART_ALPHA:  # PixArt-alpha was trained on 120-token captions; its T5 config allows more
+        pipeline.tokenizer.model_max_length = min(pipeline.tokenizer.model_max_length, PIXART_MAX_TOKENS)
     return pipeline
 
 
+PIXART_MAX_TOKENS = 120
 _LOAD_OPTIONS = {
     SD: {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False},
     SDXL: {"add_watermarker": False},

@@ -94,6 +94,12 @@ _GRAPHS: dict[int, CudaGraphs] = {}
 _GRAPHS_LOCK = threading.Lock()
 
 
+def clear_graphs() -> None:
+    """Drop every captured graph (with the pipeline cache: a new denoiser may reuse a dropped one's id)."""
+    with _GRAPHS_LOCK:
+        _GRAPHS.clear()
+
+
 def _graphs_for(backbone) -> CudaGraphs:
     """One set of captured graphs per denoiser, kept for the life of the process (like the pipeline cache)."""
     with _GRAPHS_LOCK:
@@ -111,11 +117,8 @@ class CudaGraphs:
     """
 
     def __init__(self, backbone, max_rows: int = CUDA_GRAPH_MAX_ROWS):
-        import torch
-
         self.backbone, self.max_rows = backbone, max_rows
-        self.graphs: dict[tuple, tuple] = {}
-        self.pool = torch.cuda.graph_pool_handle()
+        self.graphs: dict[tuple, tuple] = {}  # each with its own memory pool: shapes replay in any order
 
     def __call__(self, latents, timestep, conditioning):
         if latents.shape[0] > self.max_rows:
@@ -147,7 +150,7 @@ class CudaGraphs:
                 self.backbone.denoise(static_latents, step, static_conditioning)
         torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        with torch.cuda.graph(graph):
             output = self.backbone.denoise(static_latents, step, static_conditioning)
         return graph, list(_tensors(static_latents, step, static_conditioning)), output
 
