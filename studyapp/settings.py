@@ -125,6 +125,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # that `python -m generation make-tiny` writes under var/tiny.
 GENERATION_MODEL = env_str("GENERATION_MODEL")
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "auto")
+# GPU speed paths (docs/generation.md): precision (empty: float16 on GPU, float32 on CPU), a compiled
+# denoiser with its kernel cache, CUDA graphs for small calls. All off unless set.
+GENERATION_DTYPE = env_str("GENERATION_DTYPE") or None
+GENERATION_COMPILE = env_bool("GENERATION_COMPILE", default=False)
+GENERATION_COMPILE_CACHE_DIR = env_str("GENERATION_COMPILE_CACHE_DIR") or None
+GENERATION_CUDA_GRAPHS = env_bool("GENERATION_CUDA_GRAPHS", default=False)
 TINY_MODEL_DIR = Path(env_str("TINY_MODEL_DIR", str(BASE_DIR / "var" / "tiny")))
 # Generation batches: how long a worker's heartbeat may be silent before the batch is re-queued,
 # how often a batch may lose its worker before it fails, and images per UNet batch.

@@ -44,6 +44,17 @@ def missing_seed_indices(run: GenerationRun, concept: Concept, prompt: Prompt, s
     return [index for index in seed_indices if index not in done]
 
 
+def speed_options():
+    """The GPU speed paths this worker's settings turn on (none by default)."""
+    from generation.speed import SpeedOptions
+
+    return SpeedOptions(
+        compile=settings.GENERATION_COMPILE,
+        compile_cache_dir=settings.GENERATION_COMPILE_CACHE_DIR if settings.GENERATION_COMPILE else None,
+        cuda_graphs=settings.GENERATION_CUDA_GRAPHS,
+    )
+
+
 def build_request(run: GenerationRun, concept: Concept, prompt: Prompt, seed_indices: list[int]):
     from generation.api import GenerationRequest
 
@@ -59,6 +70,8 @@ def build_request(run: GenerationRun, concept: Concept, prompt: Prompt, seed_ind
         seed_indices=seed_indices,
         steps=run.steps,
         device=settings.GENERATION_DEVICE,
+        dtype=settings.GENERATION_DTYPE,
+        speed=speed_options(),
     )
 
 

@@ -238,3 +238,18 @@ def test_requeueing_the_failed_batches_of_a_cancelled_run_ends_cancelled(tiny_mo
     run_batch(failing.pk)
     run.refresh_from_db()
     assert run.state == GenerationRun.State.CANCELLED and run.images.count() == 2
+
+
+def test_a_worker_takes_no_speed_path_unless_its_settings_ask(settings, tiny_model):
+    from generation.speed import SpeedOptions
+    from studyapp.runs.worker import build_request
+
+    run = small_run(concepts=1, templates=("a {concept} in the snow",), seeds=(0,))
+    concept, prompt = run.concepts.get(), run.prompt_set.prompts.get()
+    default = build_request(run, concept, prompt, [0])
+    assert default.speed == SpeedOptions() and default.dtype is None
+    settings.GENERATION_DTYPE, settings.GENERATION_COMPILE = "bfloat16", True
+    settings.GENERATION_COMPILE_CACHE_DIR = "/var/cache/inductor"
+    tuned = build_request(run, concept, prompt, [0])
+    assert tuned.dtype == "bfloat16"
+    assert tuned.speed == SpeedOptions(compile=True, compile_cache_dir="/var/cache/inductor")
