@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from playwright.sync_api import expect
 
-from studyapp.models import ReferenceImage
+from studyapp.models import Concept, GeneratedImage, ReferenceImage
 from tests.rating.browsing import QUESTION_NAMES, open_rating_page, outside_viewport, question
 from tests.rating.factories import add_references, published_study
 
@@ -153,13 +154,47 @@ def test_a_tap_enlarges_a_photo_on_a_phone(browser, live_server):
 
 
 SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
+EXAMPLE = Path(__file__).resolve().parents[2] / "static" / "studyapp" / "example"
+
+
+def study_of_the_example():
+    """A one-pair study drawn from the instruction page's example, so a screenshot shows something to judge."""
+    study = published_study(seeds=1, templates=("a {concept} on the beach",), pairs_per_rater=1)
+    Concept.objects.update(superclass="mug")
+    for reference in ReferenceImage.objects.all():
+        reference.image.save("subject.svg", ContentFile((EXAMPLE / "subject.svg").read_bytes()))
+    for image in GeneratedImage.objects.order_by("method_id"):
+        drawing = "image-1.svg" if image.method_id == study.comparisons.get().method_a_id else "image-2.svg"
+        image.file.save(drawing, ContentFile((EXAMPLE / drawing).read_bytes()))
+    return study
+
+
+def save_screenshot(page, name: str) -> None:
+    """A viewport screenshot in at most 64 colours: the docs' PNGs stay small."""
+    from PIL import Image
+
+    path = Path(SCREENSHOTS) / name
+    page.screenshot(path=str(path))
+    Image.open(path).convert("RGB").quantize(64).save(path, optimize=True)
 
 
 @pytest.mark.skipif(not SCREENSHOTS, reason="set SCREENSHOT_DIR to write the docs' screenshots")
 @pytest.mark.parametrize("viewport", [*DESKTOPS, PHONE], ids=lambda v: f"{v['width']}x{v['height']}")
 def test_write_screenshots(browser, live_server, viewport):
-    page = open_rating_page(browser, live_server.url, study_with_photos(4), viewport=viewport)
-    page.keyboard.press("1")
-    path = Path(SCREENSHOTS) / f"rater-page-{viewport['width']}x{viewport['height']}.png"
-    page.screenshot(path=str(path))
+    study = study_of_the_example()
+    size = f"{viewport['width']}x{viewport['height']}"
+    if viewport == DESKTOPS[0]:
+        page = browser.new_page(viewport=viewport)
+        page.goto(f"{live_server.url}/s/{study.open_link_token}/")
+        page.click("button[value=yes]")
+        expect(page.locator("#example img")).to_have_count(3)
+        save_screenshot(page, f"rater-instructions-{size}.png")
+        page.close()
+    page = open_rating_page(browser, live_server.url, study, viewport=viewport)
+    if viewport == PHONE:
+        save_screenshot(page, f"rater-page-{size}.png")
+        size += "-answering"
+    page.keyboard.press("2")
+    expect(question(page, "image")).to_be_focused()
+    save_screenshot(page, f"rater-page-{size}.png")
     page.context.close()
