@@ -157,15 +157,27 @@ SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
 EXAMPLE = Path(__file__).resolve().parents[2] / "static" / "studyapp" / "example"
 
 
-def study_of_the_example():
+def rasterised(browser, drawing: str, size: int = 512) -> bytes:
+    """One of the example drawings as a PNG, drawn by the browser: pair images are served re-encoded."""
+    page = browser.new_page(viewport={"width": size, "height": size})
+    svg = (EXAMPLE / drawing).read_text()
+    page.set_content(f"<body style='margin:0'><div style='width:{size}px;height:{size}px'>{svg}</div></body>")
+    page.locator("svg").evaluate("svg => { svg.style.width = '100%'; svg.style.height = '100%'; }")
+    png = page.screenshot()
+    page.close()
+    return png
+
+
+def study_of_the_example(browser):
     """A one-pair study drawn from the instruction page's example, so a screenshot shows something to judge."""
     study = published_study(seeds=1, templates=("a {concept} on the beach",), pairs_per_rater=1)
     Concept.objects.update(superclass="mug")
     for reference in ReferenceImage.objects.all():
-        reference.image.save("subject.svg", ContentFile((EXAMPLE / "subject.svg").read_bytes()))
-    for image in GeneratedImage.objects.order_by("method_id"):
-        drawing = "image-1.svg" if image.method_id == study.comparisons.get().method_a_id else "image-2.svg"
-        image.file.save(drawing, ContentFile((EXAMPLE / drawing).read_bytes()))
+        reference.image.save("subject.png", ContentFile(rasterised(browser, "subject.svg", 256)))
+    method_a = study.comparisons.get().method_a_id
+    for image in GeneratedImage.objects.all():
+        drawing = "image-1.svg" if image.method_id == method_a else "image-2.svg"
+        image.file.save("example.png", ContentFile(rasterised(browser, drawing)))
     return study
 
 
@@ -181,7 +193,7 @@ def save_screenshot(page, name: str) -> None:
 @pytest.mark.skipif(not SCREENSHOTS, reason="set SCREENSHOT_DIR to write the docs' screenshots")
 @pytest.mark.parametrize("viewport", [*DESKTOPS, PHONE], ids=lambda v: f"{v['width']}x{v['height']}")
 def test_write_screenshots(browser, live_server, viewport):
-    study = study_of_the_example()
+    study = study_of_the_example(browser)
     size = f"{viewport['width']}x{viewport['height']}"
     if viewport == DESKTOPS[0]:
         page = browser.new_page(viewport=viewport)
