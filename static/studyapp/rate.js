@@ -73,6 +73,7 @@
     responseField.value = shownAt === null ? "" : String(Math.round(performance.now() - shownAt));
     sent = true;
     refresh();
+    if (!window.fetch || !window.URLSearchParams) { form.submit(); return; }
     fetch(root.getAttribute("data-answer-url"), {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
@@ -106,6 +107,7 @@
     sent = false;
     window.scrollTo(0, 0);
     setActive(0, false);
+    questions[0].focus({ preventScroll: true });
     refresh();
     whenImagesShown();
   }
@@ -133,11 +135,18 @@
     });
   }
 
+  function shown(image) {
+    if (image.decode) return image.decode().catch(function () {});
+    return new Promise(function (resolve) {
+      if (image.complete) resolve();
+      else { image.addEventListener("load", resolve); image.addEventListener("error", resolve); }
+    });
+  }
+
   function whenImagesShown() {
     var pair = ++pairsShown;
     shownAt = null;
-    var decoded = images.map(function (image) { return image.decode().catch(function () {}); });
-    Promise.all(decoded).then(function () {
+    Promise.all(images.map(shown)).then(function () {
       if (pair !== pairsShown) return;
       root.classList.remove("swapping");
       shownAt = performance.now();

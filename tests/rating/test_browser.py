@@ -126,3 +126,18 @@ def test_with_javascript_off_the_form_posts_and_the_next_pair_is_a_new_page(brow
     photo = page.locator("#references a").first.get_attribute("href")
     assert re.fullmatch(r"/p/[A-Za-z0-9_-]{20,}", photo)
     page.context.close()
+
+
+def test_a_refused_answer_falls_back_to_the_form_and_the_page_that_explains(browser, live_server):
+    study = published_study(pairs_per_rater=2)
+    page = open_rating_page(browser, live_server.url, study, viewport={"width": 1280, "height": 800})
+    type(study).objects.filter(pk=study.pk).update(state="closed")
+    for key in "120":
+        page.keyboard.press(key)
+    with page.expect_response(re.compile(r"/answer$")) as plain:  # after answer.json said 410
+        page.keyboard.press("Enter")
+    assert plain.value.status == 410
+    expect(page.locator("h1")).to_have_text("Your answer was not stored")
+    expect(page.locator(".message")).to_contain_text("This study is closed")
+    assert not Answer.objects.exists()
+    page.context.close()
