@@ -22,8 +22,12 @@ THE_PAIR = ["#image-1", "#image-2", "#references img", "#prompt-text"]
 THE_ANSWERS = ["fieldset.question", "#submit-answer"]
 
 
-def study_with_photos(photos: int = 4, pairs_per_rater: int = 3):
-    study = published_study(seeds=3, pairs_per_rater=pairs_per_rater)
+LONGEST_PROMPT = "a {concept} with a tree and autumn leaves in the background"  # the longest DreamBooth prompt
+
+
+def study_with_photos(photos: int = 4, pairs_per_rater: int = 3, templates=(LONGEST_PROMPT,)):
+    study = published_study(seeds=3, pairs_per_rater=pairs_per_rater, templates=templates)
+    Concept.objects.update(superclass="stuffed animal")  # the longest superclass word of the paper's subjects
     for concept_id in set(study.pairs.values_list("concept_id", flat=True)):
         ReferenceImage.objects.filter(concept_id=concept_id).delete()
         add_references(concept_id, count=photos)
@@ -38,6 +42,9 @@ def scroll_y(page) -> float:
 @pytest.mark.parametrize("photos", [2, 6])
 def test_on_a_desktop_everything_is_on_one_screen(browser, live_server, viewport, photos):
     page = open_rating_page(browser, live_server.url, study_with_photos(photos), viewport=viewport)
+    expect(page.locator("#prompt-text")).to_have_text(
+        "a stuffed animal with a tree and autumn leaves in the background"
+    )
     assert page.locator("#references img").count() == photos
     assert outside_viewport(page, EVERYTHING) == []
     assert page.evaluate("document.documentElement.scrollHeight") <= viewport["height"]
