@@ -9,7 +9,8 @@ MAX_BROWSER_SEEDS = 8
 
 
 def _int_list(values: list[str]) -> list[int]:
-    return [int(value) for value in values if value.strip().isdigit()]
+    """The values that are plain decimal numbers in range ('²' is a digit to str.isdigit, not to int)."""
+    return [int(value) for value in values if value.strip().isdecimal() and len(value.strip()) < 10]
 
 
 @staff_member_required
