@@ -1,9 +1,9 @@
 """The image browser (staff): the Figure 6 layout of one concept's images, and one image with its metrics."""
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, render
 
 from studyapp.models import Concept, GeneratedImage, Method, PromptSet
+from studyapp.staff import staff_permission_required
 
 MAX_BROWSER_SEEDS = 8
 
@@ -13,7 +13,7 @@ def _int_list(values: list[str]) -> list[int]:
     return [int(value) for value in values if value.strip().isdecimal() and len(value.strip()) < 10]
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generatedimage")
 def browser(request):
     """The Figure 6 layout: for one concept, one row per prompt and one column per method."""
     concepts = Concept.objects.all()
@@ -52,7 +52,7 @@ def browser(request):
     return render(request, "studyapp/runs/browser.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generatedimage")
 def browser_image(request, token: str):
     image = get_object_or_404(GeneratedImage.objects.select_related("run", "method", "concept", "prompt"), token=token)
     context = {

@@ -1,7 +1,6 @@
 """Staff pages for generation runs: the list, one run's page with live progress, and the run actions."""
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -9,11 +8,12 @@ from django.views.decorators.http import require_POST
 from studyapp.models import GenerationRun
 from studyapp.runs.actions import UnknownRunAction, perform, run_action
 from studyapp.runs.progress import run_progress, runs_progress
+from studyapp.staff import staff_permission_required
 
 RUNS_PER_PAGE = 100
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generationrun")
 def run_list(request):
     recent = list(GenerationRun.objects.select_related("method", "prompt_set", "sweep")[:RUNS_PER_PAGE])
     progress = runs_progress(recent)
@@ -21,7 +21,7 @@ def run_list(request):
     return render(request, "studyapp/runs/run_list.html", {"rows": rows})
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generationrun")
 def run_detail(request, pk: int):
     run = get_object_or_404(GenerationRun.objects.select_related("method", "prompt_set", "sweep"), pk=pk)
     batches = run.batches.select_related("concept", "prompt").order_by("concept__slug", "prompt__position")
@@ -29,13 +29,13 @@ def run_detail(request, pk: int):
     return render(request, "studyapp/runs/run_detail.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generationrun")
 def run_progress_json(request, pk: int):
     run = get_object_or_404(GenerationRun, pk=pk)
     return JsonResponse(run_progress(run).as_dict())
 
 
-@staff_member_required
+@staff_permission_required("studyapp.change_generationrun")
 @require_POST
 def run_action_view(request, pk: int, action: str):
     run = get_object_or_404(GenerationRun, pk=pk)
@@ -43,5 +43,8 @@ def run_action_view(request, pk: int, action: str):
         chosen = run_action(action)
     except UnknownRunAction as exc:
         return JsonResponse({"detail": str(exc)}, status=404)
-    messages.success(request, perform(chosen, [run]).message)
+    outcome = perform(chosen, [run])
+    if outcome.refused:
+        return JsonResponse({"detail": outcome.refused[0]}, status=409)
+    messages.success(request, outcome.message)
     return redirect("run-detail", pk=run.pk)

@@ -32,7 +32,7 @@ def browser():
 
 def wait_for_both_images(page):
     page.wait_for_function(
-        "['image-1', 'image-2'].every(id => {"
+        "() => ['image-1', 'image-2'].every(id => {"
         " const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; })"
     )
 
@@ -74,7 +74,7 @@ def test_a_rater_goes_from_the_link_to_the_completion_code_by_keyboard(browser, 
     preload = page.get_attribute("#rate", "data-preload").split()
     assert len(preload) == 2
     page.wait_for_function(
-        f"performance.getEntriesByType('resource').filter(e => e.name.endsWith('{preload[1]}')).length > 0"
+        f"() => performance.getEntriesByType('resource').filter(e => e.name.endsWith('{preload[1]}')).length > 0"
     )
     page.keyboard.press("1")
     page.keyboard.press("Enter")
