@@ -139,6 +139,21 @@ def check_base_model(model: str | os.PathLike) -> str | None:
     return identify_backbone(model)
 
 
+def prepare(request: GenerationRequest) -> None:
+    """Load the request's pipeline into the process cache, so that a later `generate` starts sampling at once."""
+    from generation.pipelines import load_pipeline
+
+    check_request(request)
+    load_pipeline(
+        request.model,
+        request.personalization,
+        dtype=request.dtype,
+        device=request.device,
+        compile=request.speed.compile,
+        compile_cache_dir=request.speed.compile_cache_dir,
+    )
+
+
 def generate(request: GenerationRequest, progress: Progress | None = None) -> list[GeneratedSample]:
     """Generate one image per seed index; ``progress(images_done, images_total, step, steps)`` after every step."""
     return generate_many([request], progress)[0]
