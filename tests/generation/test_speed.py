@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -112,3 +113,16 @@ def test_a_sampler_that_reads_token_positions_gets_one_prompt_per_call(tiny_mode
 def test_requests_for_different_concepts_are_not_packed_together(tiny_model_dir):
     with pytest.raises(ParameterError, match="got different superclass"):
         generate_many([request(tiny_model_dir), request(tiny_model_dir, superclass="cat")])
+
+
+def test_compile_wraps_the_denoiser_of_its_own_cached_pipeline_with_a_kernel_cache(
+    tiny_model_dir, tiny_pipeline, tmp_path, monkeypatch
+):
+    from generation.pipelines import load_pipeline
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset")  # restored after the test
+    compiled = load_pipeline(tiny_model_dir, device="cpu", compile=True, compile_cache_dir=tmp_path / "kernels")
+    assert compiled is not tiny_pipeline  # a separate cache entry; the eager pipeline stays eager
+    assert compiled.unet._compiled_call_impl is not None and tiny_pipeline.unet._compiled_call_impl is None
+    assert (tmp_path / "kernels").is_dir()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "kernels")
