@@ -5,14 +5,15 @@ which branches it needs, concatenate exactly those inputs along the batch axis, 
 split the output by branch, let the sampler combine, take a DDIM step (eta = 0) on every trajectory
 the step produced a prediction for. Attention processors (Masked, Photoswap) are the hooks' business:
 the loop installs them for the run and tells them each call's batch layout, without knowing which
-sampler it runs (``generation.samplers.core`` describes the protocol). Initial noise is drawn per image
+sampler it runs (``generation.samplers.core`` describes the protocol). How prompts condition the
+denoiser and how it is called is the backbone's business (``generation.backbones``: SD, SD-XL,
+PixArt-alpha), and a batch may hold one prompt set or one per image. Initial noise is drawn per image
 on a CPU generator seeded by ``generation.seeds.seed_for``, so an image does not depend on its batch,
 its batch size or the device.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,6 @@ from generation.prompts import PromptSet
 from generation.samplers.core import BRANCH_INPUTS, CONCEPT, MAIN, SUPERCLASS, UNCOND, Sampler
 from generation.speed import SpeedOptions, denoiser_call
 from generation.steps import check_steps
-
-logger = logging.getLogger(__name__)
 
 LATENT_CHANNELS = 4
 
@@ -81,10 +80,10 @@ def _encode_rows(backbone, row_prompts: Sequence[PromptSet]) -> tuple[dict[str, 
     encoded = backbone.encode([text for column in texts.values() for text in column])
     conditioning = {}
     for name, column in texts.items():
-        rows = [encoded.conditioning[text] for text in dict.fromkeys(column)]
-        conditioning[name] = (
-            rows[0] if len(rows) == 1 else Conditioning.concat([encoded.conditioning[t] for t in column])
-        )
+        if len(set(column)) == 1:
+            conditioning[name] = encoded.conditioning[column[0]]
+        else:
+            conditioning[name] = Conditioning.concat([encoded.conditioning[text] for text in column])
     return conditioning, encoded.truncated
 
 

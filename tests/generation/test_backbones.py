@@ -153,3 +153,14 @@ def test_a_format_the_backbone_cannot_take_is_refused_by_name(tiny_pixart_dir, t
     (tmp_path / "learned_embeds.bin").write_bytes(b"")
     with pytest.raises(ModelLoadError, match=r"\(textual_inversion\): not supported on PixArt-alpha pipelines"):
         load_pipeline(tiny_pixart_dir, personalization=tmp_path, device="cpu")
+
+
+def test_token_positions_follow_the_tokenizers_special_tokens():
+    from generation.prompts import phrase_span, token_count
+    from generation.tiny import build_t5_tokenizer, build_tokenizer
+    from generation.tiny.tokenizer import PROMPT_WORDS
+
+    clip, t5 = build_tokenizer(PROMPT_WORDS), build_t5_tokenizer(PROMPT_WORDS)
+    assert phrase_span(clip, TEMPLATE, "sks dog") == (2, 4)  # <|startoftext|> a sks dog
+    assert phrase_span(t5, TEMPLATE, "sks dog") == (1, 3)  # ▁a ▁sks ▁dog: T5 has no start token
+    assert token_count(clip, "a sks dog") == 5 and token_count(t5, "a sks dog") == 4
