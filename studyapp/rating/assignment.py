@@ -10,6 +10,11 @@ Every change to that sum happens while the pair's row is locked:
 
 A lease that runs out simply stops counting, which only frees capacity. Gold and attention pairs have
 no capacity: every rater may be shown them.
+
+A lease is held for the shorter of the study's lease time and the idle time (RATER_IDLE_SECONDS)
+and is extended while its rater keeps loading pages, so a rater who walks away frees their pairs
+early. A rater who finds every remaining slot leased by others is told to wait ("busy"), never that
+the study is full: only pairs without room left, ignoring leases, make a rater finished early.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -29,6 +35,9 @@ from studyapp.models import Assignment, Pair, Rater, Study
 LOOKAHEAD = 2  # the pair on screen and the next one, whose images the page preloads
 CANDIDATES = 8  # pairs locked per claim, to pick among the least rated at random
 CLAIM_TRIES = 4
+# A lease this close to running out is not extended: another rater whose clock is a little ahead may
+# already count it as gone. It runs out and comes back through the locked renewal instead.
+EXTEND_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ def claim_leases(rater: Rater, now=None) -> RaterLeases:
             # The rater's row lock makes two tabs (or a double reload) claim one pair, not two.
             locked = locked_rater(rater)
             held = _Held(locked, now)
+            _extend_live(held, study, now)
             if held.enough(study) or locked.completed or locked.screened_out:
                 return held.leases(study)
             _renew_or_drop_expired(held, study, now)
@@ -140,14 +150,18 @@ def kind_schedule(study: Study, rater: Rater) -> list[str]:
 
 
 def _claim_pair(rater: Rater, study: Study, kind: str, now) -> tuple[Pair | None, bool]:
-    """Pick a pair the rater has not seen; returns (pair, busy) where busy means free pairs exist but are locked."""
+    """Pick a pair the rater has not seen; (pair, busy), where busy means room may still free up for them.
+
+    Room frees up when another rater's row lock or lease goes away; only pairs that are full with
+    answers are gone for good.
+    """
     queue = claim_queue(rater, study, kind, now)
     if kind != Pair.Kind.REGULAR:
         return _least_loaded(list(queue[:CANDIDATES]), {}), False
     queue = queue.only("id", "ratings_count", "target_ratings", "in_overlap", "concept_id")
     locked = list(queue.select_for_update(skip_locked=True, of=("self",), no_key=True)[:CANDIDATES])
     if not locked:
-        return None, queue.exists()
+        return None, _with_room(unseen_pairs(rater, study, kind)).exists()
     # Recount in a new statement: a lease committed after this query's snapshot but before the lock is seen now.
     leases = dict(
         Assignment.objects.filter(pair__in=locked, state=Assignment.State.LEASED, expires__gt=now)
@@ -161,15 +175,23 @@ def _claim_pair(rater: Rater, study: Study, kind: str, now) -> tuple[Pair | None
     return _least_loaded(overlap or free, leases), False
 
 
+def unseen_pairs(rater: Rater, study: Study, kind: str):
+    seen = Assignment.objects.filter(rater=rater, pair=OuterRef("pk"))
+    return Pair.objects.filter(study=study, kind=kind).filter(~Exists(seen))
+
+
+def _with_room(pairs):
+    return pairs.filter(ratings_count__lt=F("target_ratings"))
+
+
 def claim_queue(rater: Rater, study: Study, kind: str, now):
     """Pairs of this kind the rater has not been given, in hand-out order (regular ones only while they have room)."""
-    seen = Assignment.objects.filter(rater=rater, pair=OuterRef("pk"))
-    queue = Pair.objects.filter(study=study, kind=kind).filter(~Exists(seen))
+    queue = unseen_pairs(rater, study, kind)
     if kind != Pair.Kind.REGULAR:
         return queue.order_by("ratings_count", "token")
     # The order matches the pair_claim_queue index, so the scan stops after a few rows.
     return (
-        queue.filter(ratings_count__lt=F("target_ratings"))
+        _with_room(queue)
         .alias(leases=Coalesce(Subquery(_live_lease_count(now)), Value(0)))
         .filter(ratings_count__lt=F("target_ratings") - F("leases"))
         .order_by("-in_overlap", "ratings_count", "token")
@@ -202,7 +224,7 @@ def _lease(rater: Rater, study: Study, pair: Pair, shown: int, now) -> Assignmen
         position=shown + 1,
         left_is_a=left_is_a,
         leased=now,
-        expires=now + timedelta(seconds=study.lease_seconds),
+        expires=now + lease_hold(study),
     )
     if left_is_a:
         Rater.objects.filter(pk=rater.pk).update(left_shown=F("left_shown") + 1)
@@ -218,11 +240,26 @@ def balanced_side(left_shown: int, shown: int) -> bool:
     return random.random() < 0.5
 
 
+def lease_hold(study: Study) -> timedelta:
+    """How long a lease lasts from the rater's last page: the study's lease time, cut short by the idle time."""
+    return timedelta(seconds=min(study.lease_seconds, settings.RATER_IDLE_SECONDS))
+
+
+def _extend_live(held: _Held, study: Study, now) -> None:
+    """The rater is here: their live leases last another full hold (written only once a quarter of it is used)."""
+    hold = lease_hold(study)
+    stale = [lease for lease in held.live if now + EXTEND_MARGIN < lease.expires < now + hold * 0.75]
+    if stale:
+        Assignment.objects.filter(pk__in=[lease.pk for lease in stale]).update(expires=now + hold)
+        for lease in stale:
+            lease.expires = now + hold
+
+
 def _renew_or_drop_expired(held: _Held, study: Study, now) -> None:
-    """A lease that ran out comes back to its rater if the pair still has room, else it is dropped."""
+    """A lease that ran out comes back to its rater if the pair still has room (up to LOOKAHEAD), else it is dropped."""
     for assignment in held.expired:
-        if room_for(assignment, now):
-            assignment.expires = now + timedelta(seconds=study.lease_seconds)
+        if len(held.live) < LOOKAHEAD and room_for(assignment, now):
+            assignment.expires = now + lease_hold(study)
             assignment.save(update_fields=["expires"])
             held.live.append(assignment)
         else:

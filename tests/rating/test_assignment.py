@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from studyapp.models import Answer, Assignment, Pair, Rater
 from studyapp.rating.answers import submit_answer
-from studyapp.rating.assignment import balanced_side, claim_leases, kind_schedule
+from studyapp.rating.assignment import LOOKAHEAD, balanced_side, claim_leases, kind_schedule
 from tests.rating.factories import check_pair, open_rater, published_study, rate_all
 
 
@@ -57,12 +57,53 @@ class TestNextPair:
         assert leases.current.pair_id not in rated_once
         assert leases.upcoming.pair_id not in rated_once
 
-    def test_live_leases_count_against_the_target(self):
+    def test_live_leases_count_against_the_target_and_keep_others_waiting_not_finished(self):
         study = published_study(seeds=1, ratings_per_pair=1)  # two pairs, one rating each
         holder = claim_leases(open_rater(study, "holder"))
         assert {holder.current.pair_id, holder.upcoming.pair_id} == set(study.pairs.values_list("pk", flat=True))
         other = claim_leases(open_rater(study, "other"))
-        assert other.current is None and other.finished
+        assert other.current is None and other.busy and not other.finished
+
+    def test_a_rater_is_finished_early_only_when_every_pair_is_full_with_answers(self):
+        study = published_study(seeds=1, ratings_per_pair=1)
+        rate_all(open_rater(study, "first"))
+        late = claim_leases(open_rater(study, "late"))
+        assert late.current is None and late.finished
+
+    def test_an_idle_raters_leases_free_their_pairs_before_the_lease_time(self, settings):
+        settings.RATER_IDLE_SECONDS = 60
+        study = published_study(seeds=1, ratings_per_pair=1, lease_seconds=900)
+        start = timezone.now()
+        claim_leases(open_rater(study, "idle"), now=start)
+        assert claim_leases(open_rater(study, "early"), now=start + timedelta(seconds=59)).busy
+        other = claim_leases(open_rater(study, "other"), now=start + timedelta(seconds=61))
+        assert other.current is not None and other.upcoming is not None
+
+    def test_a_rater_who_keeps_loading_pages_keeps_their_leases(self, settings):
+        settings.RATER_IDLE_SECONDS = 60
+        study = published_study(seeds=1, ratings_per_pair=1, lease_seconds=900)
+        start = timezone.now()
+        active = open_rater(study, "active")
+        claim_leases(active, now=start)
+        claim_leases(active, now=start + timedelta(seconds=50))  # a reload: both leases last 60 s from here
+        waiting = claim_leases(open_rater(study, "other"), now=start + timedelta(seconds=100))
+        assert waiting.current is None and waiting.busy
+        assert claim_leases(open_rater(study, "later"), now=start + timedelta(seconds=111)).current is not None
+
+    def test_a_rater_never_holds_more_than_the_lookahead(self, settings):
+        settings.RATER_IDLE_SECONDS = 30
+        study = published_study(seeds=6, ratings_per_pair=2, pairs_per_rater=12)
+        raters = [open_rater(study, name) for name in ("a", "b", "c")]
+        now, rng = timezone.now(), random.Random(7)
+        for _ in range(60):
+            now += timedelta(seconds=rng.choice([1, 5, 29, 31, 70]))
+            rater = rng.choice(raters)
+            leases = claim_leases(rater, now=now)
+            if leases.current is not None and rng.random() < 0.6:
+                submit_answer(rater, leases.current.token, {"text": "1", "image": "2", "overall": "0"}, now=now)
+            for each in raters:
+                live = Assignment.objects.filter(rater=each, state=Assignment.State.LEASED, expires__gt=now)
+                assert live.count() <= LOOKAHEAD
 
     def test_an_expired_lease_returns_to_the_pool(self):
         study = published_study(seeds=1, ratings_per_pair=1, lease_seconds=60)
