@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -162,3 +164,24 @@ def active_raters(study: Study, now) -> int:
         .filter(Q(created__gt=recent) | Exists(live))
         .count()
     )
+
+
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I; never a character a spreadsheet reads as a formula
+INVITE_LENGTH = 10
+MAX_INVITES = 10000
+
+
+def make_invites(study: Study, count: int) -> list[Rater]:
+    """`count` new random invite codes for the study (1 to MAX_INVITES)."""
+    if not 1 <= count <= MAX_INVITES:
+        raise ValueError(f"number of invites: expected 1 to {MAX_INVITES}, got {count}")
+    codes = ["".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH)) for _ in range(count)]
+    return create_invites(study, codes)
+
+
+def invite_query(code: str) -> str:
+    return urlencode({"invite": code})
+
+
+# Prolific replaces these placeholders with the participant's, the study's and the session's ids.
+PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"

@@ -17,7 +17,7 @@ from django.db.models import Count
 from studyapp import stats
 from studyapp.models import QUESTIONS, Comparison, Pair, Study
 from studyapp.stats import SampleSizePlan, plan_sample_size
-from studyapp.studies.checks import checks_per_rater
+from studyapp.studies.checks import rater_check_counts
 from studyapp.studies.pairs import latest_images, slot_coverage
 
 CROSSED, DESIGN_EFFECT = "crossed", "design effect"
@@ -133,9 +133,7 @@ def answers_planned(study: Study, pairs: int) -> int:
 
 
 def regular_per_rater(study: Study) -> int:
-    quota = study.pairs_per_rater
-    checks = checks_per_rater(study.gold_rate, quota) + checks_per_rater(study.attention_rate, quota)
-    return max(0, study.pairs_per_rater - checks)
+    return max(0, study.pairs_per_rater - sum(rater_check_counts(study)))
 
 
 def study_random_factors(study: Study) -> tuple[str, ...]:
