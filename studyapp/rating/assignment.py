@@ -19,6 +19,8 @@ the study is full: only pairs without room left, ignoring leases, make a rater f
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import time
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Subquery, Value
+from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -124,19 +126,43 @@ class _Held:
 
 
 def _claim_until(rater: Rater, study: Study, held: _Held, now) -> bool:
-    """Claim pairs until the rater holds LOOKAHEAD leases (or reaches the quota); True if held back by locks."""
+    """Claim pairs until the rater holds LOOKAHEAD leases (or reaches the quota); True if held back by others."""
     schedule = kind_schedule(study, rater)
+    shown = ShownBefore.of(rater)
     while len(held.live) < LOOKAHEAD and held.answered + len(held.live) < study.pairs_per_rater:
         slot = held.answered + len(held.live)
         kind = schedule[slot] if slot < len(schedule) else Pair.Kind.REGULAR
-        pair, busy = _claim_pair(rater, study, kind, now)
+        pair, busy = _claim_pair(rater, study, kind, now, shown.images)
         if pair is None and kind != Pair.Kind.REGULAR:
-            pair, busy = _claim_pair(rater, study, Pair.Kind.REGULAR, now)
+            pair, busy = _claim_pair(rater, study, Pair.Kind.REGULAR, now, shown.images)
         if pair is None:
             return busy
-        held.live.append(_lease(rater, study, pair, held.shown, now))
+        held.live.append(_lease(rater, study, pair, held.shown, shown, now))
         held.shown += 1
     return False
+
+
+class ShownBefore:
+    """Every image a rater has been shown, and per comparison how often method A was on the left."""
+
+    def __init__(self, rows):
+        self.images: set[int] = set()
+        self.sides: dict[int | None, list[int]] = {}  # comparison -> [A on the left, shown]
+        for image_a, image_b, comparison, left_is_a in rows:
+            self.add(image_a, image_b, comparison, left_is_a)
+
+    @classmethod
+    def of(cls, rater: Rater) -> ShownBefore:
+        rows = Assignment.objects.filter(rater=rater).values_list(
+            "pair__image_a_id", "pair__image_b_id", "pair__comparison_id", "left_is_a"
+        )
+        return cls(rows)
+
+    def add(self, image_a: int, image_b: int, comparison: int | None, left_is_a: bool) -> None:
+        self.images.update((image_a, image_b))
+        counts = self.sides.setdefault(comparison, [0, 0])
+        counts[0] += left_is_a
+        counts[1] += 1
 
 
 def kind_schedule(study: Study, rater: Rater) -> list[str]:
@@ -149,19 +175,21 @@ def kind_schedule(study: Study, rater: Rater) -> list[str]:
     return [Pair.Kind.REGULAR, *rest][:quota]
 
 
-def _claim_pair(rater: Rater, study: Study, kind: str, now) -> tuple[Pair | None, bool]:
+def _claim_pair(rater: Rater, study: Study, kind: str, now, shown_images: set[int]) -> tuple[Pair | None, bool]:
     """Pick a pair the rater has not seen; (pair, busy), where busy means room may still free up for them.
 
     Room frees up when another rater's row lock or lease goes away; only pairs that are full with
     answers are gone for good.
     """
-    queue = claim_queue(rater, study, kind, now)
+    queue = claim_queue(rater, study, kind, now, shown_images)
     if kind != Pair.Kind.REGULAR:
         return _least_loaded(list(queue[:CANDIDATES]), {}), False
-    queue = queue.only("id", "ratings_count", "target_ratings", "in_overlap", "concept_id")
+    queue = queue.only(
+        "id", "ratings_count", "target_ratings", "in_overlap", "concept_id", "comparison", "image_a", "image_b"
+    )
     locked = list(queue.select_for_update(skip_locked=True, of=("self",), no_key=True)[:CANDIDATES])
     if not locked:
-        return None, _with_room(unseen_pairs(rater, study, kind)).exists()
+        return None, _with_room(unseen_pairs(study, kind, shown_images)).exists()
     # Recount in a new statement: a lease committed after this query's snapshot but before the lock is seen now.
     leases = dict(
         Assignment.objects.filter(pair__in=locked, state=Assignment.State.LEASED, expires__gt=now)
@@ -175,18 +203,25 @@ def _claim_pair(rater: Rater, study: Study, kind: str, now) -> tuple[Pair | None
     return _least_loaded(overlap or free, leases), False
 
 
-def unseen_pairs(rater: Rater, study: Study, kind: str):
-    seen = Assignment.objects.filter(rater=rater, pair=OuterRef("pk"))
-    return Pair.objects.filter(study=study, kind=kind).filter(~Exists(seen))
+def unseen_pairs(study: Study, kind: str, shown_images: set[int]):
+    """Pairs of this kind with neither image among those the rater was shown (so no pair twice either).
+
+    A repeated image would unblind: two comparisons against one baseline share the baseline's images,
+    and seeing one again marks which side it is on.
+    """
+    pairs = Pair.objects.filter(study=study, kind=kind)
+    if shown_images:
+        pairs = pairs.exclude(image_a__in=shown_images).exclude(image_b__in=shown_images)
+    return pairs
 
 
 def _with_room(pairs):
     return pairs.filter(ratings_count__lt=F("target_ratings"))
 
 
-def claim_queue(rater: Rater, study: Study, kind: str, now):
-    """Pairs of this kind the rater has not been given, in hand-out order (regular ones only while they have room)."""
-    queue = unseen_pairs(rater, study, kind)
+def claim_queue(rater: Rater, study: Study, kind: str, now, shown_images: set[int] | None = None):
+    """Pairs of this kind showing the rater no image again, in hand-out order (regular ones while they have room)."""
+    queue = unseen_pairs(study, kind, ShownBefore.of(rater).images if shown_images is None else shown_images)
     if kind != Pair.Kind.REGULAR:
         return queue.order_by("ratings_count", "token")
     # The order matches the pair_claim_queue index, so the scan stops after a few rows.
@@ -216,28 +251,40 @@ def _least_loaded(pairs: list[Pair], leases: dict[int, int]) -> Pair | None:
     return random.choice([pair for pair in pairs if load[pair.pk] == lowest])
 
 
-def _lease(rater: Rater, study: Study, pair: Pair, shown: int, now) -> Assignment:
-    left_is_a = balanced_side(rater.left_shown, shown)
+def _lease(rater: Rater, study: Study, pair: Pair, position: int, shown: ShownBefore, now) -> Assignment:
+    left, count = shown.sides.get(pair.comparison_id, (0, 0))
+    left_is_a = balanced_side(left, count, coin=side_coin(rater, pair.comparison_id, count))
     assignment = Assignment.objects.create(
         rater=rater,
         pair=pair,
-        position=shown + 1,
+        position=position + 1,
         left_is_a=left_is_a,
         leased=now,
         expires=now + lease_hold(study),
     )
+    shown.add(pair.image_a_id, pair.image_b_id, pair.comparison_id, left_is_a)
     if left_is_a:
         Rater.objects.filter(pk=rater.pk).update(left_shown=F("left_shown") + 1)
         rater.left_shown += 1
     return assignment
 
 
-def balanced_side(left_shown: int, shown: int) -> bool:
-    """Whether method A goes on the left: whichever side is behind, a coin flip when even."""
+def balanced_side(left_shown: int, shown: int, coin: bool | None = None) -> bool:
+    """Whether method A goes on the left: whichever side is behind, else the coin (a fresh random one if None)."""
     right_shown = shown - left_shown
     if left_shown != right_shown:
         return left_shown < right_shown
-    return random.random() < 0.5
+    return random.random() < 0.5 if coin is None else coin
+
+
+def side_coin(rater: Rater, comparison_id: int | None, shown: int) -> bool:
+    """A coin nobody outside the server can call: keyed by SECRET_KEY, per rater, comparison and count.
+
+    Within a rater and comparison, sides go in pairs (one left, one right) whose order is this coin,
+    so counts stay within one and earlier pairs do not tell the order of the next.
+    """
+    message = f"sides:{rater.pk}:{comparison_id}:{shown}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()[0] & 1 == 1
 
 
 def lease_hold(study: Study) -> timedelta:

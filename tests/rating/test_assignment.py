@@ -1,5 +1,6 @@
 """The assignment engine: leases, capacity, order, sides, check pairs; many raters at once."""
 
+import itertools
 import random
 import threading
 from collections import Counter
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from studyapp.models import Answer, Assignment, Pair, Rater
 from studyapp.rating.answers import submit_answer
-from studyapp.rating.assignment import LOOKAHEAD, balanced_side, claim_leases, kind_schedule
+from studyapp.rating.assignment import LOOKAHEAD, balanced_side, claim_leases, kind_schedule, side_coin
 from tests.rating.factories import check_pair, open_rater, published_study, rate_all
 
 
@@ -142,6 +143,46 @@ class TestNextPair:
         rater.refresh_from_db()
         assert rater.left_shown == sides[True]
 
+    def test_a_rater_never_sees_an_image_twice_when_comparisons_share_a_baseline(self):
+        study = published_study(methods=3, seeds=4, ratings_per_pair=5, pairs_per_rater=50)  # 2 x 8 pairs
+        rater = open_rater(study)
+        rated = rate_all(rater)
+        images = [image for pair in Pair.objects.filter(pk__in=rated) for image in (pair.image_a_id, pair.image_b_id)]
+        assert len(rated) == 8 and len(images) == len(set(images))  # one pair per baseline image
+        assert claim_leases(rater).finished  # nothing is left that shows them only new images
+
+    def test_sides_balance_per_comparison_in_an_order_earlier_pairs_do_not_tell(self):
+        study = published_study(methods=3, seeds=10, ratings_per_pair=4, pairs_per_rater=20)
+        orders = []
+        for name in ("a", "b", "c", "d"):
+            rater = open_rater(study, name)
+            rate_all(rater)
+            rows = Answer.objects.filter(rater=rater).order_by("assignment__position")
+            for comparison in study.comparisons.all():
+                sides = list(rows.filter(pair__comparison=comparison).values_list("left_is_a", flat=True))
+                assert abs(sides.count(True) - sides.count(False)) <= 1, (name, comparison, sides)
+                orders.append(sides)
+        alternating = [all(a != b for a, b in itertools.pairwise(order)) for order in orders]
+        assert not all(alternating)
+
+
+def test_the_side_coin_is_keyed_by_the_secret_and_the_rater(settings):
+    settings.SECRET_KEY = "one-secret-" + "k" * 40
+
+    def sides(rater_pk: int, count: int = 40) -> list[bool]:
+        shown = []
+        for _ in range(count):
+            left = sum(shown)
+            shown.append(balanced_side(left, len(shown), coin=side_coin(Rater(pk=rater_pk), 7, len(shown))))
+        return shown
+
+    orders = {pk: sides(pk) for pk in range(1, 9)}
+    assert all(abs(sum(order) - (len(order) - sum(order))) == 0 for order in orders.values())
+    assert not any(all(a != b for a, b in itertools.pairwise(o)) for o in orders.values())
+    assert len({tuple(order) for order in orders.values()}) == len(orders)
+    settings.SECRET_KEY = "another-secret-" + "k" * 40
+    assert sides(1) != orders[1]
+
 
 def test_the_side_that_is_behind_goes_next():
     assert balanced_side(left_shown=2, shown=5) is True
@@ -186,9 +227,9 @@ def test_fifty_concurrent_raters_fill_every_pair_exactly_to_target(postgres):
     assert all(pair.ratings_count == 3 for pair in study.pairs.all())
     per_rater_pair = Counter(Answer.objects.values_list("rater_id", "pair_id"))
     assert set(per_rater_pair.values()) == {1}
-    for rater in raters:
-        sides = Counter(Answer.objects.filter(rater=rater).values_list("left_is_a", flat=True))
-        assert abs(sides[True] - sides[False]) <= 1, (rater.pk, sides)
+    sides = Counter(Answer.objects.values_list("rater_id", "pair__comparison_id", "left_is_a"))
+    for rater, comparison, _ in list(sides):
+        assert abs(sides[rater, comparison, True] - sides[rater, comparison, False]) <= 1, (rater, comparison)
     assert not Assignment.objects.filter(state=Assignment.State.LEASED).exists()
 
 
