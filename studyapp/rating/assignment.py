@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -38,6 +39,7 @@ from studyapp.studies.checks import rater_check_counts
 LOOKAHEAD = 2  # the pair on screen and the next one, whose images the page preloads
 CANDIDATES = 8  # pairs locked per claim, to pick among the least rated at random
 CLAIM_TRIES = 4
+CHECK_PAIRS_CACHE_SECONDS = 60
 # A lease this close to running out is not extended: another rater whose clock is a little ahead may
 # already count it as gone. It runs out and comes back through the locked renewal instead.
 EXTEND_MARGIN = timedelta(seconds=5)
@@ -129,40 +131,85 @@ def _claim_until(rater: Rater, study: Study, held: _Held, now) -> bool:
     """Claim pairs until the rater holds LOOKAHEAD leases (or reaches the quota); True if held back by others."""
     schedule = kind_schedule(study, rater)
     shown = ShownBefore.of(rater)
+    checks = [row for row in reserved_checks(rater, study) if row[0] not in shown.pairs]
+    blocked = shown.images | {image for row in checks for image in row[2:]}
     while len(held.live) < LOOKAHEAD and held.answered + len(held.live) < study.pairs_per_rater:
         slot = held.answered + len(held.live)
         kind = schedule[slot] if slot < len(schedule) else Pair.Kind.REGULAR
-        pair, busy = _claim_pair(rater, study, kind, now, shown.images)
-        if pair is None and kind != Pair.Kind.REGULAR:
-            pair, busy = _claim_pair(rater, study, Pair.Kind.REGULAR, now, shown.images)
+        pair = _take_check(checks, kind, shown) if kind != Pair.Kind.REGULAR else None
+        if pair is None:
+            pair, busy = _claim_pair(rater, study, now, blocked)
         if pair is None:
             return busy
         held.live.append(_lease(rater, study, pair, held.shown, shown, now))
+        blocked |= {pair.image_a_id, pair.image_b_id}
         held.shown += 1
     return False
 
 
 class ShownBefore:
-    """Every image a rater has been shown, and per comparison how often method A was on the left."""
+    """Every pair and image a rater has been shown, and per comparison how often method A was on the left."""
 
     def __init__(self, rows):
+        self.pairs: set[int] = set()
         self.images: set[int] = set()
         self.sides: dict[int | None, list[int]] = {}  # comparison -> [A on the left, shown]
-        for image_a, image_b, comparison, left_is_a in rows:
-            self.add(image_a, image_b, comparison, left_is_a)
+        for pair, image_a, image_b, comparison, left_is_a in rows:
+            self.add(pair, image_a, image_b, comparison, left_is_a)
 
     @classmethod
     def of(cls, rater: Rater) -> ShownBefore:
         rows = Assignment.objects.filter(rater=rater).values_list(
-            "pair__image_a_id", "pair__image_b_id", "pair__comparison_id", "left_is_a"
+            "pair_id", "pair__image_a_id", "pair__image_b_id", "pair__comparison_id", "left_is_a"
         )
         return cls(rows)
 
-    def add(self, image_a: int, image_b: int, comparison: int | None, left_is_a: bool) -> None:
+    def add(self, pair: int, image_a: int, image_b: int, comparison: int | None, left_is_a: bool) -> None:
+        self.pairs.add(pair)
         self.images.update((image_a, image_b))
         counts = self.sides.setdefault(comparison, [0, 0])
         counts[0] += left_is_a
         counts[1] += 1
+
+
+def reserved_checks(rater: Rater, study: Study) -> list[tuple[int, str, int, int]]:
+    """The check pairs (id, kind, image a, image b) this rater is to get, chosen before any regular pair.
+
+    Check pairs reuse study images, so they are picked up front (in an order keyed per rater, sharing
+    no image with each other) and regular pairs showing their images are skipped; otherwise a rater's
+    regular pairs would use up every check pair's images and the checks would never come.
+    """
+    gold, attention = rater_check_counts(study)
+    wanted = {Pair.Kind.GOLD: gold, Pair.Kind.ATTENTION: attention}
+    if not gold and not attention:
+        return []
+    chosen, images = [], set()
+    for row in sorted(_check_pairs(study), key=lambda row: _keyed(f"checks:{rater.pk}:{row[0]}")):
+        if wanted.get(row[1]) and not images & {row[2], row[3]}:
+            chosen.append(row)
+            images.update(row[2:])
+            wanted[row[1]] -= 1
+    return chosen
+
+
+def _check_pairs(study: Study) -> list[tuple[int, str, int, int]]:
+    # Read on every claim and fixed once the study is published: a minute of caching is safe.
+    key = f"rater-check-pairs:{study.pk}"
+    rows = cache.get(key)
+    if rows is None:
+        checks = Pair.objects.filter(study=study).exclude(kind=Pair.Kind.REGULAR).order_by("pk")
+        rows = list(checks.values_list("pk", "kind", "image_a_id", "image_b_id"))
+        cache.set(key, rows, CHECK_PAIRS_CACHE_SECONDS)
+    return rows
+
+
+def _take_check(checks: list[tuple[int, str, int, int]], kind: str, shown: ShownBefore) -> Pair | None:
+    """The next reserved check pair of this kind whose images the rater has not been shown."""
+    for row in checks:
+        if row[1] == kind and not shown.images & {row[2], row[3]}:
+            checks.remove(row)
+            return Pair.objects.get(pk=row[0])
+    return None
 
 
 def kind_schedule(study: Study, rater: Rater) -> list[str]:
@@ -175,21 +222,20 @@ def kind_schedule(study: Study, rater: Rater) -> list[str]:
     return [Pair.Kind.REGULAR, *rest][:quota]
 
 
-def _claim_pair(rater: Rater, study: Study, kind: str, now, shown_images: set[int]) -> tuple[Pair | None, bool]:
-    """Pick a pair the rater has not seen; (pair, busy), where busy means room may still free up for them.
+def _claim_pair(rater: Rater, study: Study, now, blocked_images: set[int]) -> tuple[Pair | None, bool]:
+    """Pick a regular pair without a blocked image; (pair, busy), where busy means room may still free up.
 
     Room frees up when another rater's row lock or lease goes away; only pairs that are full with
     answers are gone for good.
     """
-    queue = claim_queue(rater, study, kind, now, shown_images)
-    if kind != Pair.Kind.REGULAR:
-        return _least_loaded(list(queue[:CANDIDATES]), {}), False
+    kind = Pair.Kind.REGULAR
+    queue = claim_queue(rater, study, kind, now, blocked_images)
     queue = queue.only(
         "id", "ratings_count", "target_ratings", "in_overlap", "concept_id", "comparison", "image_a", "image_b"
     )
     locked = list(queue.select_for_update(skip_locked=True, of=("self",), no_key=True)[:CANDIDATES])
     if not locked:
-        return None, _with_room(unseen_pairs(study, kind, shown_images)).exists()
+        return None, _with_room(unseen_pairs(study, kind, blocked_images)).exists()
     # Recount in a new statement: a lease committed after this query's snapshot but before the lock is seen now.
     leases = dict(
         Assignment.objects.filter(pair__in=locked, state=Assignment.State.LEASED, expires__gt=now)
@@ -262,7 +308,7 @@ def _lease(rater: Rater, study: Study, pair: Pair, position: int, shown: ShownBe
         leased=now,
         expires=now + lease_hold(study),
     )
-    shown.add(pair.image_a_id, pair.image_b_id, pair.comparison_id, left_is_a)
+    shown.add(pair.pk, pair.image_a_id, pair.image_b_id, pair.comparison_id, left_is_a)
     if left_is_a:
         Rater.objects.filter(pk=rater.pk).update(left_shown=F("left_shown") + 1)
         rater.left_shown += 1
@@ -283,8 +329,11 @@ def side_coin(rater: Rater, comparison_id: int | None, shown: int) -> bool:
     Within a rater and comparison, sides go in pairs (one left, one right) whose order is this coin,
     so counts stay within one and earlier pairs do not tell the order of the next.
     """
-    message = f"sides:{rater.pk}:{comparison_id}:{shown}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()[0] & 1 == 1
+    return _keyed(f"sides:{rater.pk}:{comparison_id}:{shown}")[0] & 1 == 1
+
+
+def _keyed(message: str) -> bytes:
+    return hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).digest()
 
 
 def lease_hold(study: Study) -> timedelta:

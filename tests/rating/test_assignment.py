@@ -151,6 +151,24 @@ class TestNextPair:
         assert len(rated) == 8 and len(images) == len(set(images))  # one pair per baseline image
         assert claim_leases(rater).finished  # nothing is left that shows them only new images
 
+    def test_check_pairs_made_of_study_images_still_come_and_repeat_no_image(self):
+        study = published_study(seeds=15, pairs_per_rater=20, gold_rate=0.1, attention_rate=0.05)
+        regular = list(study.pairs.order_by("id"))
+        for index in range(3):  # gold: two study images of different regular pairs, as real gold pairs are
+            first, second = regular[2 * index], regular[2 * index + 1]
+            Pair.objects.create(
+                study=study, kind=Pair.Kind.GOLD, image_a=first.image_a, image_b=second.image_a,
+                concept=first.concept, prompt=first.prompt, expected={"text": "a"},
+            )  # fmt: skip
+        grey = check_pair(study, Pair.Kind.ATTENTION, {"text": "a"})
+        Pair.objects.filter(pk=grey.pk).update(image_a=regular[9].image_b)  # a study image against its grey copy
+        rater = open_rater(study)
+        rated = rate_all(rater)
+        kinds = Counter(Pair.objects.filter(pk__in=rated).values_list("kind", flat=True))
+        assert kinds == {"regular": 17, "gold": 2, "attention": 1}
+        images = [image for pair in Pair.objects.filter(pk__in=rated) for image in (pair.image_a_id, pair.image_b_id)]
+        assert len(images) == len(set(images))
+
     def test_sides_balance_per_comparison_in_an_order_earlier_pairs_do_not_tell(self):
         study = published_study(methods=3, seeds=10, ratings_per_pair=4, pairs_per_rater=20)
         orders = []
