@@ -40,6 +40,7 @@ LOOKAHEAD = 2  # the pair on screen and the next one, whose images the page prel
 CANDIDATES = 8  # pairs locked per claim, to pick among the least rated at random
 CLAIM_TRIES = 4
 CHECK_PAIRS_CACHE_SECONDS = 60
+CHECK_SEARCH_STEPS = 2000  # bounds the search for image-disjoint check pairs
 # A lease this close to running out is not extended: another rater whose clock is a little ahead may
 # already count it as gone. It runs out and comes back through the locked renewal instead.
 EXTEND_MARGIN = timedelta(seconds=5)
@@ -180,16 +181,41 @@ def reserved_checks(rater: Rater, study: Study) -> list[tuple[int, str, int, int
     regular pairs would use up every check pair's images and the checks would never come.
     """
     gold, attention = rater_check_counts(study)
-    wanted = {Pair.Kind.GOLD: gold, Pair.Kind.ATTENTION: attention}
     if not gold and not attention:
         return []
-    chosen, images = [], set()
-    for row in sorted(_check_pairs(study), key=lambda row: _keyed(f"checks:{rater.pk}:{row[0]}")):
-        if wanted.get(row[1]) and not images & {row[2], row[3]}:
+    rows = sorted(_check_pairs(study), key=lambda row: _keyed(f"checks:{rater.pk}:{row[0]}"))
+    by_kind = {kind: [row for row in rows if row[1] == kind] for kind in (Pair.Kind.GOLD, Pair.Kind.ATTENTION)}
+    wanted = {Pair.Kind.GOLD: gold, Pair.Kind.ATTENTION: attention}
+    # The scarcest kind first: it has the fewest ways to fit beside the others.
+    kinds = sorted((kind for kind in wanted if wanted[kind]), key=lambda kind: len(by_kind[kind]) / wanted[kind])
+    return _disjoint_choice([kind for kind in kinds for _ in range(wanted[kind])], by_kind)
+
+
+def _disjoint_choice(slots: list[str], by_kind: dict[str, list[tuple]]) -> list[tuple]:
+    """One check pair per slot, no image twice (a small depth-first search); the longest partial choice if none."""
+    best: list[tuple] = []
+    steps = 0
+
+    def visit(slot: int, chosen: list[tuple], images: set[int], after: dict[str, int]) -> bool:
+        nonlocal best, steps
+        if len(chosen) > len(best):
+            best = list(chosen)
+        if slot == len(slots):
+            return True
+        kind = slots[slot]
+        for index in range(after.get(kind, 0), len(by_kind[kind])):
+            steps += 1
+            row = by_kind[kind][index]
+            if steps > CHECK_SEARCH_STEPS or images & {row[2], row[3]}:
+                continue
             chosen.append(row)
-            images.update(row[2:])
-            wanted[row[1]] -= 1
-    return chosen
+            if visit(slot + 1, chosen, images | {row[2], row[3]}, {**after, kind: index + 1}):
+                return True
+            chosen.pop()
+        return False
+
+    visit(0, [], set(), {})
+    return best
 
 
 def _check_pairs(study: Study) -> list[tuple[int, str, int, int]]:

@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from studyapp.models import Answer, Assignment, Pair, Rater
 from studyapp.rating.answers import submit_answer
-from studyapp.rating.assignment import LOOKAHEAD, balanced_side, claim_leases, kind_schedule, side_coin
+from studyapp.rating.assignment import (
+    LOOKAHEAD,
+    _disjoint_choice,
+    balanced_side,
+    claim_leases,
+    kind_schedule,
+    side_coin,
+)
 from tests.rating.factories import check_pair, open_rater, published_study, rate_all
 
 
@@ -200,6 +207,13 @@ def test_the_side_coin_is_keyed_by_the_secret_and_the_rater(settings):
     assert len({tuple(order) for order in orders.values()}) == len(orders)
     settings.SECRET_KEY = "another-secret-" + "k" * 40
     assert sides(1) != orders[1]
+
+
+def test_the_check_pair_search_looks_past_a_first_choice_that_blocks_the_rest():
+    rows = [(1, "gold", 1, 2), (2, "gold", 3, 4), (3, "gold", 1, 5), (4, "gold", 2, 6)]  # (id, kind, images)
+    chosen = _disjoint_choice(["gold"] * 3, {"gold": rows, "attention": []})
+    assert sorted(row[0] for row in chosen) == [2, 3, 4]  # taking pair 1 first would leave room for one more
+    assert len(_disjoint_choice(["gold"] * 4, {"gold": rows, "attention": []})) == 3  # the longest there is
 
 
 def test_the_side_that_is_behind_goes_next():
