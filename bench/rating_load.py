@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -491,6 +492,8 @@ def main() -> int:
         "DATABASE_URL": database,
         "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
         "DEBUG": "0",
+        # Production settings need a key; one per run serves the server and the in-process counts alike.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + secrets.token_urlsafe(40),
         # Every simulated rater arrives from loopback at once: lift the admission limits meant for the public.
         "RATER_NEW_PER_ADDRESS_PER_MINUTE": "0",
         "RATER_MAX_ACTIVE": "0",
