@@ -121,6 +121,17 @@ class TestEntry:
         assert Rater.objects.filter(study=study).count() == 4
         assert "192.0.2.7" not in set(Rater.objects.values_list("admitted_from", flat=True))
 
+    def test_behind_the_proxy_the_address_is_the_one_it_appended(self, settings):
+        settings.RATER_NEW_PER_ADDRESS_PER_MINUTE, settings.BEHIND_PROXY = 1, True
+        study = published_study()
+
+        def visit(forwarded: str) -> int:
+            return Client(HTTP_X_FORWARDED_FOR=forwarded).get(f"/s/{study.open_link_token}/").status_code
+
+        assert visit("198.51.100.1") == 302
+        assert visit("203.0.113.9, 198.51.100.1") == 429  # a forged first entry does not make a new address
+        assert visit("198.51.100.2") == 302
+
     def test_raters_at_once_are_limited_per_study(self, settings):
         settings.RATER_MAX_ACTIVE = 2
         study = published_study()
