@@ -279,7 +279,9 @@ class Recorder:
 
 def enter_study(port: int, link: str, cookies: dict) -> tuple[str, str]:
     """Entry link, consent and instructions; returns the rater's page and the HTML of their first pair."""
-    _, headers, _ = request(port, "GET", f"/s/{link}/", cookies=cookies)
+    status, headers, _ = request(port, "GET", f"/s/{link}/", cookies=cookies)
+    if status != 302:
+        raise RuntimeError(f"entry: {status}")
     home = headers["Location"]
     _, _, page = request(port, "GET", home, cookies=cookies)
     csrf = CSRF.search(page.decode()).group(1)
@@ -300,7 +302,12 @@ def run_rater(
     cookies: dict = {}
     if think:
         time.sleep(rng.uniform(0, think))  # arrivals spread over the first think time
-    home, first_page = enter_study(port, link, cookies)
+    try:
+        home, first_page = enter_study(port, link, cookies)
+    except (OSError, RuntimeError) as exc:
+        with recorder.lock:
+            recorder.errors[str(exc) if isinstance(exc, RuntimeError) else f"entry: {type(exc).__name__}"] += 1
+        return
     loop = page_loop if path == "page" else json_loop
     loop(port, home, first_page, deadline, think, images, recorder, rng, cookies)
 
