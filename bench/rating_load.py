@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -552,6 +553,7 @@ def main() -> int:
         "DATABASE_URL": database,
         "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
         "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),  # production settings need one
         # Every simulated rater arrives from loopback at once: lift the admission limits meant for the public.
         "RATER_NEW_PER_ADDRESS_PER_MINUTE": "0",
         "RATER_MAX_ACTIVE": "0",
