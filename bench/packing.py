@@ -1,0 +1,85 @@
+"""Packing several prompts of one concept into shared denoiser calls: seconds per image, one prompt per call
+against all prompts in one call, per backbone, on the offline tiny pipelines (CPU) or on CUDA.
+
+    python bench/packing.py                          # CPU, tiny SD-2, SD-XL and PixArt-alpha
+    python bench/packing.py --device cuda --dtype float16
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TEMPLATES = ("a {concept} in the snow", "a red {concept}", "a {concept} on the beach", "a shiny {concept}")
+
+
+def requests(model, args, per_call):
+    from generation.api import GenerationRequest
+
+    return [
+        GenerationRequest(
+            model=str(model),
+            concept_token="sks",
+            superclass="dog",
+            prompt_template=template,
+            sampler=args.sampler,
+            params={},
+            seed_indices=list(range(args.seeds)),
+            steps=args.steps,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=per_call,
+        )
+        for template in TEMPLATES
+    ]
+
+
+def seconds_per_image(model, args, per_call: int, packed: bool) -> float:
+    from generation.api import generate, generate_many
+
+    batch = requests(model, args, per_call)
+    began = time.perf_counter()
+    if packed:
+        generate_many(batch)
+    else:
+        for request in batch:
+            generate(request)
+    return (time.perf_counter() - began) / (len(TEMPLATES) * args.seeds)
+
+
+def main() -> int:
+    from generation.tiny import ensure_tiny_model, ensure_tiny_pixart, ensure_tiny_sdxl
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype")
+    parser.add_argument("--sampler", default="mixed")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    root = Path(tempfile.gettempdir()) / "generation-bench-backbones"
+    models = {
+        "sd": ensure_tiny_model(root / "sd"),
+        "sdxl": ensure_tiny_sdxl(root / "sdxl"),
+        "pixart_alpha": ensure_tiny_pixart(root / "pixart"),
+    }
+    everything = len(TEMPLATES) * args.seeds
+    print(f"{args.sampler}, {len(TEMPLATES)} prompts x {args.seeds} seeds, {args.steps} steps, {args.device}")
+    print("| backbone | one prompt per call (s/image) | all prompts in one call (s/image) | speed-up |")
+    print("|---|---|---|---|")
+    for name, model in models.items():
+        seconds_per_image(model, args, args.seeds, packed=False)  # load and warm up
+        alone = min(seconds_per_image(model, args, args.seeds, packed=False) for _ in range(args.repeats))
+        packed = min(seconds_per_image(model, args, everything, packed=True) for _ in range(args.repeats))
+        print(f"| {name} | {alone:.4f} | {packed:.4f} | {alone / packed:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
