@@ -431,6 +431,9 @@ def main() -> int:
         "DATABASE_URL": database,
         "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
         "DEBUG": "0",
+        # Every simulated rater arrives from loopback at once: lift the admission limits meant for the public.
+        "RATER_NEW_PER_ADDRESS_PER_MINUTE": "0",
+        "RATER_MAX_ACTIVE": "0",
     }
     setup_django(env)
     started = time.monotonic()

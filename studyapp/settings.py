@@ -166,3 +166,11 @@ LOGGING = {
 
 # Serve MEDIA_ROOT from Django itself (local runs and the demo; rater pages never use these URLs).
 SERVE_MEDIA = env_bool("SERVE_MEDIA", default=DEBUG)
+
+# Rater admission and leases (docs/rating.md): new raters per client address and minute, raters active
+# at once per study (0 means no limit), and how long a silent rater keeps their leases.
+RATER_NEW_PER_ADDRESS_PER_MINUTE = env_int("RATER_NEW_PER_ADDRESS_PER_MINUTE", 20, minimum=0)
+RATER_MAX_ACTIVE = env_int("RATER_MAX_ACTIVE", 500, minimum=0)
+RATER_IDLE_SECONDS = env_int("RATER_IDLE_SECONDS", 300, minimum=1)
+# Behind a reverse proxy, a client's address is the last entry of X-Forwarded-For.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", default=False)

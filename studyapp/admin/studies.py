@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from studyapp.admin.display import thumbnail
 from studyapp.admin.results import RESULTS_ACTIONS, StudyResultsActions
 from studyapp.models import QUESTIONS, Comparison, Method, Pair, Study
-from studyapp.rating.admission import MAX_INVITES, PROLIFIC_QUERY, invite_query, make_invites
+from studyapp.rating.admission import MAX_INVITES, PROLIFIC_ID, PROLIFIC_QUERY, invite_query, make_invites
 from studyapp.rating.monitor import collection_status
 from studyapp.results.analysis import study_results
 from studyapp.studies.check_images import CHECK_METHODS
@@ -59,10 +59,15 @@ DESIGN_FIELDS_SHOWN = [
     "pairs_per_rater",
     "gold_rate",
     "attention_rate",
+    "display_size",
     "random_seed",
     "exclusion_rules",
     "fixed_factors",
 ]
+
+
+# Who may rate; like the finishing fields, these can be changed on a published study.
+ADMISSION_FIELDS = ["accept_open_link", "accept_invites", "accept_prolific", "prolific_study_id"]
 
 
 class StudyForm(forms.ModelForm):
@@ -88,7 +93,18 @@ class StudyForm(forms.ModelForm):
             "completion_url",
             "screenout_url",
             "lease_seconds",
+            *ADMISSION_FIELDS,
         ]
+
+    def clean(self):
+        cleaned = super().clean()
+        study_id = (cleaned.get("prolific_study_id") or "").strip().lower()
+        if study_id and not PROLIFIC_ID.fullmatch(study_id):
+            self.add_error("prolific_study_id", f"expected Prolific's 24 hex characters, got {study_id!r}")
+        elif cleaned.get("accept_prolific") and not study_id:
+            self.add_error("prolific_study_id", "needed to accept Prolific participants (links must carry it)")
+        cleaned["prolific_study_id"] = study_id
+        return cleaned
 
 
 def _build(study: Study) -> str:
@@ -179,6 +195,14 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
         (
             "Finishing (can be corrected after publishing)",
             {"fields": ["completion_code", "completion_url", "screenout_url", "lease_seconds"]},
+        ),
+        (
+            "Who may rate (can be changed after publishing)",
+            {
+                "fields": ADMISSION_FIELDS,
+                "description": "Limits on new raters per address and on raters at once are deployment settings "
+                "(docs/rating.md).",
+            },
         ),
     ]
 

@@ -72,6 +72,7 @@ def _change_form_data(study, **changes):
         "pairs_per_rater",
         "gold_rate",
         "attention_rate",
+        "display_size",
         "random_seed",
         "question_text",
         "question_image",
@@ -82,8 +83,11 @@ def _change_form_data(study, **changes):
         "completion_url",
         "screenout_url",
         "lease_seconds",
+        "prolific_study_id",
     ]
     data.update({name: getattr(study, name) for name in fields})
+    boxes = ("accept_open_link", "accept_invites", "accept_prolific")
+    data.update({name: "on" for name in boxes if getattr(study, name)})
     data["exclusion_rules"] = "{}"
     data.update(changes)
     return data
@@ -105,6 +109,29 @@ def test_owner_edits_a_draft_through_the_study_page(owner_client, study):
     assert response.status_code == 302, response.content.decode()[:2000]
     study.refresh_from_db()
     assert (study.ratings_per_pair, study.question_text) == (5, "Which fits the words?")
+
+
+@pytest.mark.parametrize(
+    ("study_id", "error"),
+    [("", "needed to accept Prolific participants"), ("not-an-id", "expected Prolific&#x27;s 24 hex characters")],
+)
+def test_accepting_prolific_needs_a_well_formed_prolific_study_id(owner_client, study, study_id, error):
+    data = _change_form_data(study, accept_prolific="on", prolific_study_id=study_id)
+    response = owner_client.post(_change_url(study), data)
+    assert response.status_code == 200 and error in response.content.decode()
+    study.refresh_from_db()
+    assert not study.accept_prolific
+
+
+def test_admission_can_be_switched_on_a_published_study(owner_client, study):
+    type(study).objects.filter(pk=study.pk).update(state="published")
+    study.refresh_from_db()
+    data = _change_form_data(study, accept_prolific="on", prolific_study_id="ABCDEF0123456789abcdef01")
+    data.pop("accept_open_link")  # an unticked box is absent from the form
+    assert owner_client.post(_change_url(study), data).status_code == 302
+    study.refresh_from_db()
+    assert (study.accept_open_link, study.accept_prolific) == (False, True)
+    assert study.prolific_study_id == "abcdef0123456789abcdef01"
 
 
 def test_comparison_choices_leave_out_the_hidden_check_methods(owner_client, study):
