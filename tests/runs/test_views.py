@@ -197,13 +197,15 @@ def test_without_a_broker_a_saved_run_is_generated_in_the_background_and_the_pag
 
 
 @pytest.mark.services
-def test_with_a_broker_and_no_worker_the_pages_say_that_nobody_consumes_the_queue(owner_client, settings, redis_url):
+def test_with_a_broker_and_no_worker_the_pages_say_that_nobody_consumes_the_queue(
+    owner_client, settings, redis_url, monkeypatch
+):
     from django.core.cache import cache
 
     from studyapp.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.broker_url = redis_url
+    monkeypatch.setattr(app.conf, "broker_url", redis_url)
     cache.clear()
     run = small_run()
     page = owner_client.get(reverse("run-detail", args=[run.pk])).content.decode()
