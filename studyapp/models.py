@@ -319,6 +319,7 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-created"]
+        permissions = [("export_study", "Can export a study's answers and results")]
         constraints = [
             models.CheckConstraint(condition=Q(ratings_per_pair__gte=1), name="study_ratings_positive"),
             models.CheckConstraint(

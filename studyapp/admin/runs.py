@@ -2,7 +2,7 @@
 with progress and the run actions of studyapp.runs.actions."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -70,7 +70,8 @@ def admin_action(action: RunAction):
 
     def apply(modeladmin, request, queryset):
         with in_background():
-            modeladmin.message_user(request, perform(action, queryset).message)
+            outcome = perform(action, queryset)
+        modeladmin.message_user(request, outcome.message, messages.WARNING if outcome.refused else messages.SUCCESS)
 
     apply.__name__ = action.name.replace("-", "_")
     return admin.action(description=action.label)(apply)

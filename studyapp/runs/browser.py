@@ -1,19 +1,20 @@
 """The image browser (staff): the Figure 6 layout of one concept's images, and one image with its metrics."""
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, render
 
 from studyapp.models import Concept, GeneratedImage, Method, PromptSet
+from studyapp.staff import staff_permission_required
 from studyapp.studies.check_images import CHECK_METHODS
 
 MAX_BROWSER_SEEDS = 8
 
 
 def _int_list(values: list[str]) -> list[int]:
-    return [int(value) for value in values if value.strip().isdigit()]
+    """The values that are plain decimal numbers in range ('²' is a digit to str.isdigit, not to int)."""
+    return [int(value) for value in values if value.strip().isdecimal() and len(value.strip()) < 10]
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generatedimage")
 def browser(request):
     """The Figure 6 layout: for one concept, one row per prompt with images and one column per method."""
     concepts = Concept.objects.all()
@@ -54,7 +55,7 @@ def browser(request):
     return render(request, "studyapp/runs/browser.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generatedimage")
 def browser_image(request, token: str):
     image = get_object_or_404(GeneratedImage.objects.select_related("run", "method", "concept", "prompt"), token=token)
     context = {

@@ -1,7 +1,6 @@
 """Staff pages for generation runs: the list, one run's page with live progress, and the run actions."""
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -11,11 +10,12 @@ from studyapp.models import GenerationRun
 from studyapp.runs.actions import UnknownRunAction, perform, run_action
 from studyapp.runs.progress import run_progress, runs_progress
 from studyapp.runs.workers import gpu_worker_status, in_background
+from studyapp.staff import staff_permission_required
 
 RUNS_PER_PAGE = 100
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generationrun")
 def run_list(request):
     recent = list(GenerationRun.objects.select_related("method", "prompt_set", "sweep")[:RUNS_PER_PAGE])
     progress = runs_progress(recent)
@@ -24,7 +24,7 @@ def run_list(request):
     return render(request, "studyapp/runs/run_list.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generationrun")
 def run_detail(request, pk: int):
     run = get_object_or_404(GenerationRun.objects.select_related("method", "prompt_set", "sweep"), pk=pk)
     batches = _batches(run)
@@ -38,7 +38,7 @@ def run_detail(request, pk: int):
     return render(request, "studyapp/runs/run_detail.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generationrun")
 def run_progress_json(request, pk: int):
     """The run's progress, and with ?batches=1 its batch table as the run page shows it."""
     run = get_object_or_404(GenerationRun, pk=pk)
@@ -64,7 +64,7 @@ def _batch_row(batch) -> dict:
     }
 
 
-@staff_member_required
+@staff_permission_required("studyapp.change_generationrun")
 @require_POST
 def run_action_view(request, pk: int, action: str):
     run = get_object_or_404(GenerationRun, pk=pk)
@@ -73,5 +73,8 @@ def run_action_view(request, pk: int, action: str):
     except UnknownRunAction as exc:
         return JsonResponse({"detail": str(exc)}, status=404)
     with in_background():
-        messages.success(request, perform(chosen, [run]).message)
+        outcome = perform(chosen, [run])
+    if outcome.refused:
+        return JsonResponse({"detail": outcome.refused[0]}, status=409)
+    messages.success(request, outcome.message)
     return redirect("run-detail", pk=run.pk)

@@ -11,7 +11,7 @@ def question(page: Page, name: str):
 
 def wait_for_both_images(page: Page) -> None:
     page.wait_for_function(
-        "['image-1', 'image-2'].every(id => {"
+        "() => ['image-1', 'image-2'].every(id => {"
         " const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; })"
     )
 

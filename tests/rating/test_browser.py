@@ -60,7 +60,7 @@ def test_a_rater_goes_from_the_link_to_the_completion_code_by_keyboard(browser, 
     preload = page.get_attribute("#rate", "data-preload").split()
     assert len(preload) == 2
     page.wait_for_function(
-        f"performance.getEntriesByType('resource').filter(e => e.name.endsWith('{preload[1]}')).length > 0"
+        f"() => performance.getEntriesByType('resource').filter(e => e.name.endsWith('{preload[1]}')).length > 0"
     )
     page.keyboard.press("1")
     expect(question(page, "image")).to_be_focused()

@@ -116,7 +116,7 @@ def test_a_click_enlarges_a_photo_and_escape_or_a_click_closes_it(browser, live_
     thumbnail.click()
     expect(viewer).to_be_visible()
     expect(large).to_have_attribute("src", thumbnail.get_attribute("href"))
-    page.wait_for_function("document.getElementById('viewer-image').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('viewer-image').naturalWidth > 0")
     assert large.bounding_box()["width"] >= 4 * thumbnail.bounding_box()["width"]
     page.keyboard.press("1")  # no answer is given behind the photo
     expect(question(page, "text").locator("input:checked")).to_have_count(0)
@@ -152,7 +152,7 @@ def test_a_tap_enlarges_a_photo_on_a_phone(browser, live_server):
     page = open_rating_page(browser, live_server.url, study_with_photos(6), viewport=PHONE, has_touch=True)
     page.locator("#references a").first.tap()
     expect(page.locator("#viewer")).to_be_visible()
-    page.wait_for_function("document.getElementById('viewer-image').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('viewer-image').naturalWidth > 0")
     assert page.locator("#viewer-image").bounding_box()["width"] >= 0.8 * PHONE["width"]
     assert outside_viewport(page, ["#viewer-image"]) == []
     page.locator("#viewer").tap()

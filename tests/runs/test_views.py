@@ -282,7 +282,7 @@ def follow_the_progress_bar(page, live_server):
     for seed in (0, 1):
         factories.generated_image(run, concept, batches[0].prompt, seed)
     refresh_run(run.pk)
-    page.wait_for_function("document.querySelector('progress').value === 2", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('progress').value === 2", timeout=10_000)
     assert page.inner_text(".run-state") == "running"
     first_batch = f'tr[data-batch="{batches[0].pk}"]'
     page.wait_for_function(
