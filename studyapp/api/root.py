@@ -8,7 +8,6 @@ from rest_framework.views import APIView
 # name of the route -> what it is; routes with an id are listed with a sample path.
 LISTED = {
     "api-docs": "API documentation (Swagger UI)",
-    "api-redoc": "API documentation (Redoc)",
     "api-schema": "OpenAPI schema (YAML; ?format=json for JSON)",
     "api-study-list": "studies",
     "api-run-list": "generation runs",
@@ -25,7 +24,9 @@ WITH_ID = {
 
 
 class ApiRoot(APIView):
-    """Every endpoint of the API, by name, with its URL."""
+    """Every endpoint of the API, by name, with its URL (any staff account may read the list)."""
+
+    required_permissions = {"GET": []}
 
     @extend_schema(exclude=True)
     def get(self, request):

@@ -163,7 +163,7 @@ def study_pareto(request, pk: int):
     return study_figure(request, pk, "pareto", "svg")
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_study")
 def study_figure(request, pk: int, name: str, file_format: str):
     """/studies/<id>/figures/{win-rates,pareto}.{svg,png,pdf}; ?download=1 saves it as a file."""
     study = get_object_or_404(Study, pk=pk)
