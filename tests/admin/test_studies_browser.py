@@ -89,7 +89,7 @@ def test_the_monitor_shows_a_new_answer_without_a_reload(staff_page, live_server
     rater.save()
     lease = claim_leases(rater).current
     submit_answer(rater, lease.token, {"text": "1", "image": "2", "overall": "0"}, response_ms=2000)
-    staff_page.wait_for_function(f"document.querySelector('{cell}').textContent === '1'", timeout=15_000)
+    staff_page.wait_for_selector(f'{cell}:text-is("1")', timeout=15_000)
     assert staff_page.inner_text('#monitor [data-field="active_raters"]') == "1"
     assert "no answers" not in staff_page.inner_text('#monitor [data-field="projected_finish"]')
 

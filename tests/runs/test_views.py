@@ -285,9 +285,7 @@ def follow_the_progress_bar(page, live_server):
     page.wait_for_function("() => document.querySelector('progress').value === 2", timeout=10_000)
     assert page.inner_text(".run-state") == "running"
     first_batch = f'tr[data-batch="{batches[0].pk}"]'
-    page.wait_for_function(
-        f"document.querySelector('{first_batch} [data-field=state]').textContent === 'done'", timeout=10_000
-    )
+    page.wait_for_selector(f'{first_batch} [data-field=state]:text-is("done")', timeout=10_000)
     assert page.inner_text(f"{first_batch} [data-field=worker]") == "gpu0@test"
     assert page.is_visible(".run-eta-box") and float(page.inner_text(".run-eta")) > 0
     GenerationBatch.objects.filter(pk=batches[1].pk).update(
