@@ -50,9 +50,7 @@ def test_api_creates_and_queues_a_valid_run(owner_client, django_capture_on_comm
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_broker_a_run_posted_to_the_api_is_generated_in_the_background(
-    owner_client, settings, tiny_model
-):
+def test_without_a_broker_a_run_posted_to_the_api_is_generated_in_the_background(owner_client, settings, tiny_model):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     response = owner_client.post(reverse("api-run-list"), spec(seed_indices=[0]), content_type="application/json")
     assert response.status_code == 201, response.content
