@@ -145,6 +145,7 @@ def demo_study(methods: list[Method]) -> Study:
             'Answer three questions about the two images. If you cannot tell, choose "Can\'t decide".',
             "consent_text": "This is a demo study. Your answers are stored without your name.",
             "pairs_per_rater": 10,
+            "attention_rate": 0.1,  # one attention check in each rater's ten pairs (and one gold pair at 0.05)
             "ratings_per_pair": 2,
             "completion_code": "DEMO-DONE",
         },
