@@ -57,6 +57,10 @@ def pareto_front(points: Sequence, key: Callable | None = None) -> list:
     return [points[index] for index in pareto_indices(points, key)]
 
 
+FIGURE_FORMATS = ("svg", "png", "pdf")
+SINGLE_MARKERS = ("s", "^", "D", "v", "P", "X", "<", ">", "h", "*")
+
+
 def plot_pareto(
     points: Iterable[SweepPoint],
     out: str | os.PathLike,
@@ -64,53 +68,95 @@ def plot_pareto(
     title: str = "",
     ts_label: str = "CLIP-TS",
     is_label: str = "CLIP-IS",
+    formats: Sequence[str] = ("svg", "png"),
 ) -> list[Path]:
-    """Plot TS (x) against IS (y): one curve per family, each point labelled with its
-    hyper-parameters, the overall front dashed. Writes ``out`` as SVG and PNG; returns both paths."""
-    import matplotlib
+    """Plot TS (x) against IS (y) (see ``pareto_figure``) and write ``out`` in each of ``formats``."""
+    figure = pareto_figure(points, title=title, ts_label=ts_label, is_label=is_label)
+    base = Path(out)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = [base.with_suffix(f".{file_format}") for file_format in formats]
+    for path in written:
+        path.write_bytes(figure_bytes(figure, path.suffix[1:]))
+    return written
 
-    matplotlib.use("Agg")
+
+def pareto_figure(
+    points: Iterable[SweepPoint], *, title: str = "", ts_label: str = "CLIP-TS", is_label: str = "CLIP-IS"
+):
+    """The paper's TS-vs-IS plot: a family with several points (a sweep) is one line in the order of its
+    swept hyper-parameter, each point labelled with it; a family of one is a lone point labelled with its
+    name; points on the overall Pareto front are ringed. Axes carry plain decimals, never an offset."""
+    from matplotlib.figure import Figure
+
     points = list(points)
     if not points:
         raise ValueError("Pareto plot: expected at least one point, got none")
-    with matplotlib.rc_context({"svg.fonttype": "none"}):  # keep labels as searchable SVG text
-        return _draw(points, Path(out), title, ts_label, is_label)
-
-
-def _draw(points: list[SweepPoint], base: Path, title: str, ts_label: str, is_label: str) -> list[Path]:
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(7, 5.5))
     axes = figure.subplots()
     families = sorted({point.family for point in points})
+    singles = 0
     for family in families:
         members = _sweep_order([p for p in points if p.family == family])
-        axes.plot([p.ts for p in members], [p.image_similarity for p in members], marker="o", label=family)
+        if len(members) > 1:
+            axes.plot([p.ts for p in members], [p.image_similarity for p in members], marker="o", label=family)
+        else:
+            marker = SINGLE_MARKERS[singles % len(SINGLE_MARKERS)]
+            singles += 1
+            axes.plot([members[0].ts], [members[0].image_similarity], marker=marker, linestyle="none", label=family)
         for member in members:
-            if member.label:
-                axes.annotate(member.label, member.coordinates, textcoords="offset points", xytext=(4, 4), fontsize=7)
+            if member.label and member.label != family:
+                axes.annotate(member.label, member.coordinates, textcoords="offset points", xytext=(5, 4), fontsize=7)
     front = pareto_front(points)
     axes.plot(
         [p.ts for p in front],
         [p.image_similarity for p in front],
-        linestyle="--",
-        color="black",
-        linewidth=1,
-        label="Pareto front",
+        linestyle="none",
+        marker="o",
+        markersize=13,
+        markerfacecolor="none",
+        markeredgecolor="0.35",
+        label="on the Pareto front",
+        zorder=1,
     )
-    axes.set_xlabel(ts_label)
-    axes.set_ylabel(is_label)
+    _readable_axes(axes, points)
+    axes.set_xlabel(f"{ts_label} (text similarity, higher is better)")
+    axes.set_ylabel(f"{is_label} (subject similarity, higher is better)")
     if title:
         axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
+    return figure
 
-    base.parent.mkdir(parents=True, exist_ok=True)
-    written = [base.with_suffix(".svg"), base.with_suffix(".png")]
-    for path in written:
-        figure.savefig(path, dpi=150)
-    return written
+
+def _readable_axes(axes, points: list[SweepPoint]) -> None:
+    """Limits with a margin, and tick labels as plain decimals with as many places as the span needs."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    for values, axis, set_limits in (
+        ([p.ts for p in points], axes.xaxis, axes.set_xlim),
+        ([p.image_similarity for p in points], axes.yaxis, axes.set_ylim),
+    ):
+        low, high = min(values), max(values)
+        span = max(high - low, 0.01 * max(abs(high), 1e-3), 1e-4)
+        set_limits(low - 0.08 * span, high + 0.08 * span)
+        places = max(2, 1 - math.floor(math.log10(span / 5)))
+        axis.set_major_locator(MaxNLocator(nbins=6))
+        axis.set_major_formatter(FuncFormatter(lambda value, _position, places=places: f"{value:.{places}f}"))
+
+
+def figure_bytes(figure, file_format: str) -> bytes:
+    """A matplotlib figure as SVG (text kept as text), PNG or PDF."""
+    import io
+
+    import matplotlib
+
+    if file_format not in FIGURE_FORMATS:
+        raise ValueError(f"figure format: expected one of {', '.join(FIGURE_FORMATS)}, got {file_format!r}")
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        figure.savefig(buffer, format=file_format, dpi=150)
+    return buffer.getvalue()
 
 
 def _sweep_order(members: list[SweepPoint]) -> list[SweepPoint]:

@@ -1,7 +1,9 @@
 """The demo study: two subjects, three samplers on the offline tiny model, their images scored, a published
-study and simulated raters. Seeding twice adds nothing; `manage.py demo` (and `make demo`) call this."""
+study and simulated raters. Seeding twice adds nothing; `manage.py demo` (and `make demo`) call this and
+print each step as it starts."""
 
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +15,10 @@ from studyapp.catalog.dreambooth import get_or_create_subject, load_prompt_sets,
 from studyapp.catalog.images import check_image_bytes
 from studyapp.catalog.importers import add_reference_image
 from studyapp.catalog.methods import validate_method
-from studyapp.models import Comparison, Concept, GenerationRun, Method, PromptSet, Study
+from studyapp.models import Comparison, Concept, GeneratedImage, GenerationRun, Method, PromptSet, Study
 from studyapp.rating.simulation import simulate_raters
-from studyapp.runs.scoring import score_run
-from studyapp.runs.worker import generate_batch
+from studyapp.runs.scoring import metric_models, score_run
+from studyapp.runs.worker import generate_batch, resolve_model
 from studyapp.studies.publishing import publish
 
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
@@ -29,24 +31,61 @@ DEMO_METHODS = [
 DEMO_STUDY = "demo"
 
 
+DEMO_STEPS = 5
+
+
 def seed_demo(prompts: int, seeds: int, steps: int, simulated_raters: int, say: Callable[[str], None]) -> Study:
-    """Everything the demo shows; `say` hears one line per run and about the simulated raters."""
+    """Everything the demo shows; `say` hears each step before it starts, with counts and times as they come."""
+    step = _Steps(say)
+    step("Prompt sets and the demo subjects")
     load_prompt_sets()
     concepts = [demo_concept(*subject) for subject in DEMO_SUBJECTS]
+    photos = sum(concept.references.count() for concept in concepts)
+    step.done(f"{PromptSet.objects.count()} prompt sets, {len(concepts)} subjects with {photos} reference photos")
+    step("The offline models (built on the first run only, which can take a minute or two)")
+    generation_model, (clip, dino) = resolve_model(), metric_models()
+    step.done(f"generation model {generation_model}; CLIP {clip}; DINO {dino}")
     methods = [demo_method(name, sampler, params, steps) for name, sampler, params in DEMO_METHODS]
-    for method in methods:
-        for concept in concepts:
-            run = generate_in_process(method, concept, prompts, list(range(seeds)), steps)
-            scored = score_run(run.pk).scored
-            say(f"  {run}: {run.images.count()} images, {scored} scored with the tiny CLIP/DINO")
-    study = demo_study(methods)
-    answers = simulate_raters(study, simulated_raters)
-    if simulated_raters:
+    runs = [(method, concept) for method in methods for concept in concepts]
+    step(
+        f"{len(runs)} runs of {prompts} prompts x {seeds} seeds at {steps} steps, each scored "
+        "(the first also loads the models into memory)"
+    )
+    for number, (method, concept) in enumerate(runs, start=1):
+        started = time.monotonic()
+        run = generate_in_process(method, concept, prompts, list(range(seeds)), steps)
+        scored = score_run(run.pk).scored
         say(
-            f"  {simulated_raters} simulated raters ('simulated-*') stored {answers} answers"
-            " (they prefer method A 60% of the time)"
+            f"      run {number}/{len(runs)} {run}: {run.images.count()} images, {scored} scored "
+            f"({time.monotonic() - started:.1f} s)"
         )
+    step.done(f"{GeneratedImage.objects.filter(method__in=methods).count()} images")
+    step("The study: pairs, gold and attention checks, publishing")
+    study = demo_study(methods)
+    checks = study.pairs.exclude(kind="regular").count()
+    step.done(f"study {study.slug!r}: {study.pairs.count()} pairs ({checks} gold/attention), {study.state}")
+    step(f"{simulated_raters} simulated raters through the assignment engine")
+    answers = simulate_raters(study, simulated_raters)
+    step.done(
+        f"{simulated_raters} simulated raters ('simulated-*') stored {answers} answers"
+        + (" (they prefer method A 60% of the time)" if simulated_raters else "")
+    )
     return study
+
+
+class _Steps:
+    """Numbered progress lines: "[2/5] What starts now ..." then "      what came of it (3.2 s)"."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say, self.number, self.started = say, 0, time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        self.number += 1
+        self.started = time.monotonic()
+        self.say(f"[{self.number}/{DEMO_STEPS}] {what} ...")
+
+    def done(self, outcome: str) -> None:
+        self.say(f"      {outcome} ({time.monotonic() - self.started:.1f} s)")
 
 
 def demo_concept(slug: str, superclass: str, kind: str) -> Concept:
@@ -106,6 +145,7 @@ def demo_study(methods: list[Method]) -> Study:
             'Answer three questions about the two images. If you cannot tell, choose "Can\'t decide".',
             "consent_text": "This is a demo study. Your answers are stored without your name.",
             "pairs_per_rater": 10,
+            "attention_rate": 0.1,  # one attention check in each rater's ten pairs (and one gold pair at 0.05)
             "ratings_per_pair": 2,
             "completion_code": "DEMO-DONE",
         },

@@ -1,5 +1,7 @@
 """The demo command on a fresh database seeds a complete, consistent study."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 
@@ -40,6 +42,11 @@ def test_demo_seeds_a_complete_consistent_study(tiny_model, capsys):
         )
         assert pair.image_a.seed == pair.image_b.seed
     assert "password '" in out and f"/s/{study.open_link_token}/" in out
+    # progress: numbered steps, each announced before it starts, with counts
+    assert re.findall(r"^\[(\d)/5\] ", out, re.MULTILINE) == ["1", "2", "3", "4", "5"]
+    assert "6 runs of 2 prompts x 2 seeds at 3 steps" in out
+    assert len(re.findall(r"^      run \d/6 .*: 4 images, 4 scored \(\d+\.\d s\)$", out, re.MULTILINE)) == 6
+    assert "      24 images (" in out and "2 subjects with 6 reference photos" in out
     # simulated raters went through the assignment engine, so the results have numbers
     answers = Answer.objects.filter(pair__study=study)
     assert answers.exists() and all(a.rater.external_id.startswith("simulated-") for a in answers)

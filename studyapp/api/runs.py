@@ -13,6 +13,7 @@ from studyapp.runs.actions import UnknownRunAction, perform, run_action
 from studyapp.runs.launch import create_run
 from studyapp.runs.progress import run_progress, runs_progress
 from studyapp.runs.sweeps import launch_sweep, presets
+from studyapp.runs.workers import in_background
 
 
 def as_api_error(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -56,14 +57,15 @@ class RunSerializer(serializers.ModelSerializer):
 
     def create(self, data):
         try:
-            return create_run(
-                method=data["method"],
-                prompt_set=data["prompt_set"],
-                concepts=data["concepts"],
-                seed_indices=data["seed_indices"],
-                steps=data.get("steps"),
-                label=data.get("label", ""),
-            )
+            with in_background():  # without a broker, generated after the response rather than before it
+                return create_run(
+                    method=data["method"],
+                    prompt_set=data["prompt_set"],
+                    concepts=data["concepts"],
+                    seed_indices=data["seed_indices"],
+                    steps=data.get("steps"),
+                    label=data.get("label", ""),
+                )
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None
 
@@ -144,7 +146,7 @@ class SweepSerializer(serializers.ModelSerializer):
     def create(self, data):
         concepts = data.pop("concepts")
         try:
-            with transaction.atomic():
+            with transaction.atomic(), in_background():
                 sweep = Sweep.objects.create(**data)
                 sweep.concepts.set(concepts)
                 launch_sweep(sweep)

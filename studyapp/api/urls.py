@@ -1,12 +1,15 @@
-"""URLs of the REST API, mounted under /api/; the schema is at /api/schema/."""
+"""URLs of the REST API, mounted under /api/: a root listing them, the schema and its docs, the endpoints."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from studyapp.api import results, runs, studies
+from studyapp.api.root import ApiRoot
 
 urlpatterns = [
+    path("", ApiRoot.as_view(), name="api-root"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("studies/", studies.StudyList.as_view(), name="api-study-list"),
     path("studies/<int:pk>/", studies.StudyDetail.as_view(), name="api-study-detail"),
     path("studies/<int:pk>/comparisons/", studies.ComparisonList.as_view(), name="api-comparison-list"),

@@ -4,16 +4,14 @@ and the Pareto plot of a study's methods (TS against IS)."""
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.db.models import Avg, Count, Q, StdDev
 
 from studyapp import stats
-from studyapp.models import Concept, Method, MetricScore, Pair, Study
+from studyapp.models import Concept, GenerationRun, Method, MetricScore, Pair, Study
 from studyapp.results.table import QUESTION_IDS
 
 SHOWN_METRICS = ("clip_ts", "clip_is", "dino_is")
@@ -169,20 +167,39 @@ def study_methods(study: Study) -> list[Method]:
     return list(Method.objects.filter(pk__in=ids).order_by("name"))
 
 
-def pareto_svg(methods: list[Method], title: str = "") -> str | None:
-    """TS against IS for the methods that have both metrics; None when fewer than one does."""
-    from generation.pareto import SweepPoint, plot_pareto
+def pareto_points(methods: list[Method]) -> list:
+    """The methods with both CLIP-TS and CLIP-IS as plot points: the methods of one sweep form a family (a
+    line over the swept parameter), any other method is a family of its own (a lone point)."""
+    from generation.pareto import SweepPoint, params_label, varying_params
 
-    points = []
+    sweeps = dict(
+        GenerationRun.objects.filter(method__in=methods, sweep__isnull=False)
+        .order_by("created")
+        .values_list("method_id", "sweep__name")
+    )
+    scored = []
     for method in methods:
         summary = method_metrics(method)
         if "clip_ts" in summary and "clip_is" in summary:
-            family = method.sampler or "external"
-            points.append(
-                SweepPoint(family, method.name, summary["clip_ts"].mean, summary["clip_is"].mean, method.params)
-            )
+            scored.append((method, sweeps.get(method.pk, method.name), summary))
+    varying = {family: varying_params([m.params for m, f, _ in scored if f == family]) for _, family, _ in scored}
+    return [
+        SweepPoint(
+            family,
+            params_label(method.params, varying[family]) if family != method.name else method.name,
+            summary["clip_ts"].mean,
+            summary["clip_is"].mean,
+            method.params,
+        )
+        for method, family, summary in scored
+    ]
+
+
+def pareto_svg(methods: list[Method], title: str = "") -> str | None:
+    """TS against IS for the methods that have both metrics; None when none does."""
+    from generation.pareto import figure_bytes, pareto_figure
+
+    points = pareto_points(methods)
     if not points:
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        paths = plot_pareto(points, Path(folder) / "pareto.svg", title=title)
-        return next(p for p in paths if p.suffix == ".svg").read_text()
+    return figure_bytes(pareto_figure(points, title=title), "svg").decode()

@@ -11,5 +11,6 @@ urlpatterns = [
     path("studies/<int:pk>/snapshots/", views.study_snapshot_create, name="study-snapshot-create"),
     path("studies/<int:pk>/snapshots/<int:snapshot_pk>.json", views.snapshot_json, name="study-snapshot"),
     path("studies/<int:pk>/pareto.svg", views.study_pareto, name="study-pareto"),
+    path("studies/<int:pk>/figures/<slug:name>.<slug:file_format>", views.study_figure, name="study-figure"),
     path("methods/<int:pk>/", views.method_page, name="method-detail"),
 ]

@@ -8,15 +8,15 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db.models import Q
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from studyapp.models import AnalysisSnapshot, Comparison, Concept, Method, Study
-from studyapp.results import exports
+from studyapp.results import exports, figures
 from studyapp.results.analysis import SettingsError, settings_overrides, study_results
 from studyapp.results.exclusions import RulesError
-from studyapp.results.metrics import METRIC_LABELS, SHOWN_METRICS, method_metric_summary, pareto_svg, study_methods
+from studyapp.results.metrics import METRIC_LABELS, SHOWN_METRICS, method_metric_summary
 from studyapp.results.page import (
     agreement_rows,
     bradley_terry_tables,
@@ -160,11 +160,33 @@ def snapshot_json(request, pk: int, snapshot_pk: int):
 
 @staff_permission_required("studyapp.view_study")
 def study_pareto(request, pk: int):
+    return study_figure(request, pk, "pareto", "svg")
+
+
+@staff_permission_required("studyapp.view_study")
+def study_figure(request, pk: int, name: str, file_format: str):
+    """/studies/<id>/figures/{win-rates,pareto}.{svg,png,pdf}; ?download=1 saves it as a file."""
     study = get_object_or_404(Study, pk=pk)
-    svg = pareto_svg(study_methods(study), title=study.title)
-    if svg is None:
-        raise Http404(f"study {study.slug}: no method has both CLIP-TS and CLIP-IS yet")
-    return HttpResponse(svg, content_type="image/svg+xml")
+    try:
+        figures.check_figure(name, file_format)
+    except ValueError as exc:
+        return HttpResponseNotFound(str(exc), content_type="text/plain")
+    found = None
+    if name == "win-rates":
+        try:
+            found, bad_request = _study_results_or_error(request, study)
+        except RulesError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
+        if bad_request:
+            return bad_request
+    try:
+        content = figures.figure_file(study, name, file_format, found)
+    except figures.FigureUnavailable as exc:
+        return HttpResponseNotFound(str(exc), content_type="text/plain")
+    response = HttpResponse(content, content_type=figures.CONTENT_TYPES[file_format])
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{file_format}"'
+    return response
 
 
 @staff_permission_required("studyapp.view_method")

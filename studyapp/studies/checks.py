@@ -60,11 +60,17 @@ def rater_checks(study: Study) -> RaterChecks:
     }
     given, warnings = {}, []
     for kind, slots in scheduled.items():
+        wanted = checks_per_rater(rates[kind], study.pairs_per_rater)
         given[kind] = min(slots, built[kind])
-        if rates[kind] > 0 and slots == 0:
+        if rates[kind] > 0 and wanted == 0:
             warnings.append(
                 f"{kind} rate {rates[kind]:g} x {study.pairs_per_rater} pairs rounds to 0: raters get no {kind} "
                 f"pairs (a rate of at least {0.5 / max(study.pairs_per_rater, 1):.3g} gives one)"
+            )
+        elif slots < wanted:
+            warnings.append(
+                f"{wanted} {kind} pair(s) wanted but only {slots} fit: a rater's first pair is never a check, "
+                "and gold pairs take their slots first"
             )
         elif slots > built[kind]:
             warnings.append(

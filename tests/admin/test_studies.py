@@ -406,3 +406,12 @@ def test_the_monitor_counts_answers_raters_and_what_is_left(owner_client, study)
     assert 3.9 < after["hours_left"] < 4.4  # 13 ratings at 3 an hour
     page = owner_client.get(_setup_url(study)).content.decode()
     assert 'data-field="answers_last_hour">3<' in page
+
+
+def test_the_links_say_when_the_study_does_not_accept_that_way_in(owner_client, study):
+    page = owner_client.get(_setup_url(study)).content.decode()
+    assert "Prolific participants are not accepted yet" in page and "accept open link" not in page
+    Study.objects.filter(pk=study.pk).update(accept_prolific=True, prolific_study_id="a" * 24, accept_open_link=False)
+    page = owner_client.get(_change_url(study)).content.decode()
+    assert "Prolific participants are not accepted yet" not in page
+    assert "The open link admits only invited people and Prolific participants" in page

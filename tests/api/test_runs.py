@@ -1,13 +1,14 @@
 """The runs API: staff only, validated before queueing, actions from the same table as the run page."""
 
 import json
+import time
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from studyapp.models import GenerationBatch, GenerationRun, Method, Sweep
+from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, Method, Sweep
 from tests import factories
 from tests.runs.factories import FAST_STEPS, runs_with_images, small_run
 
@@ -46,6 +47,19 @@ def test_api_creates_and_queues_a_valid_run(owner_client, django_capture_on_comm
     assert body["progress"]["total"] == 4 and len(sent) == 2
     detail = owner_client.get(reverse("api-run-detail", args=[body["id"]])).json()
     assert detail["progress"]["state"] == "queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_a_run_posted_to_the_api_is_generated_in_the_background(owner_client, settings, tiny_model):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    response = owner_client.post(reverse("api-run-list"), spec(seed_indices=[0]), content_type="application/json")
+    assert response.status_code == 201, response.content
+    run_id = response.json()["id"]
+    deadline = time.monotonic() + 120
+    while GenerationRun.objects.get(pk=run_id).state != "done":
+        assert time.monotonic() < deadline, "the background generation did not finish"
+        time.sleep(0.2)
+    assert GeneratedImage.objects.filter(run_id=run_id).count() == 2
 
 
 @pytest.mark.parametrize(

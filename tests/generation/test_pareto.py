@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 
 import pytest
 
@@ -114,3 +115,48 @@ def test_pareto_command_names_a_bad_results_file(tmp_path):
     bad.write_text("{}")
     with pytest.raises(SystemExit, match=r"bad\.json: expected JSON written by the metrics command"):
         sweep_points([bad], "clip_is", "clip_ts")
+
+
+def _paper_points():
+    sweep = [SweepPoint("mixed", f"w_s={w}", 0.9612 + w / 1000, 0.9650 - w / 800, {"w_s": w}) for w in (5, 1, 3)]
+    return [*sweep, SweepPoint("dreambooth", "dreambooth", 0.9618, 0.9655), SweepPoint("base", "base", 0.963, 0.962)]
+
+
+def test_a_family_is_one_line_in_the_order_of_its_parameter_and_lone_methods_are_points():
+    from generation.pareto import pareto_figure
+
+    axes = pareto_figure(_paper_points()).axes[0]
+    by_label = {line.get_label(): line for line in axes.get_lines()}
+    sweep_line = by_label["mixed"]
+    assert list(sweep_line.get_xdata()) == [0.9612 + w / 1000 for w in (1, 3, 5)]  # along w_s, not as given
+    assert sweep_line.get_linestyle() == "-"
+    for single in ("dreambooth", "base"):
+        assert len(by_label[single].get_xdata()) == 1 and by_label[single].get_linestyle() == "None"
+
+
+def test_axes_read_as_plain_labelled_decimals_without_an_offset():
+    from xml.etree import ElementTree
+
+    from generation.pareto import figure_bytes, pareto_figure
+
+    figure = pareto_figure(_paper_points())
+    svg = figure_bytes(figure, "svg").decode()
+    texts = [node.text or "" for node in ElementTree.fromstring(svg).iter() if node.tag.endswith("text")]
+    ticks = [text for text in texts if re.fullmatch(r"[\d.]+", text)]
+    assert len(ticks) >= 6 and all(text.startswith("0.9") for text in ticks), ticks
+    assert not any("e-" in text or "e+" in text or text.startswith("+") for text in texts)
+    assert any("CLIP-TS" in text for text in texts) and any("CLIP-IS" in text for text in texts)
+
+
+def test_a_figure_is_written_as_svg_png_and_pdf(tmp_path):
+    from xml.etree import ElementTree
+
+    from PIL import Image
+
+    written = plot_pareto(_paper_points(), tmp_path / "front", formats=("svg", "png", "pdf"))
+    assert [path.suffix for path in written] == [".svg", ".png", ".pdf"]
+    ElementTree.parse(written[0])
+    with Image.open(written[1]) as png:
+        png.verify()
+    pdf = written[2].read_bytes()
+    assert pdf.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1

@@ -16,6 +16,7 @@ from studyapp.models import Answer, Pair, Rater
 from studyapp.results import exports
 from studyapp.results.analysis import study_results
 from studyapp.results.pseudonyms import pseudonym
+from tests.conftest import need_service
 from tests.results.factories import answer, study_with_answers
 
 pytestmark = pytest.mark.django_db
@@ -117,8 +118,9 @@ def test_the_latex_table_is_a_booktabs_tabular_with_one_row_per_question():
     assert text.startswith("% Decisive win rate of A")  # the legend travels with the table
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX installed (apt-get install texlive-latex-base)")
 def test_the_latex_table_compiles_as_a_fragment(tmp_path):
+    if shutil.which("pdflatex") is None:
+        need_service("TeX (apt-get install texlive-latex-base texlive-latex-recommended)")
     study = _paper_table_study()
     fragment = exports.results_response(study, study_results(study, {"n_resamples": "100"}), "tex").content
     (tmp_path / "table.tex").write_bytes(fragment)

@@ -197,13 +197,15 @@ def test_without_a_broker_a_saved_run_is_generated_in_the_background_and_the_pag
 
 
 @pytest.mark.services
-def test_with_a_broker_and_no_worker_the_pages_say_that_nobody_consumes_the_queue(owner_client, settings, redis_url):
+def test_with_a_broker_and_no_worker_the_pages_say_that_nobody_consumes_the_queue(
+    owner_client, settings, redis_url, monkeypatch
+):
     from django.core.cache import cache
 
     from studyapp.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.broker_url = redis_url
+    monkeypatch.setattr(app.conf, "broker_url", redis_url)
     cache.clear()
     run = small_run()
     page = owner_client.get(reverse("run-detail", args=[run.pk])).content.decode()
@@ -283,9 +285,7 @@ def follow_the_progress_bar(page, live_server):
     page.wait_for_function("() => document.querySelector('progress').value === 2", timeout=10_000)
     assert page.inner_text(".run-state") == "running"
     first_batch = f'tr[data-batch="{batches[0].pk}"]'
-    page.wait_for_function(
-        f"document.querySelector('{first_batch} [data-field=state]').textContent === 'done'", timeout=10_000
-    )
+    page.wait_for_selector(f'{first_batch} [data-field=state]:text-is("done")', timeout=10_000)
     assert page.inner_text(f"{first_batch} [data-field=worker]") == "gpu0@test"
     assert page.is_visible(".run-eta-box") and float(page.inner_text(".run-eta")) > 0
     GenerationBatch.objects.filter(pk=batches[1].pk).update(

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studyapp.models import GeneratedImage, Method, Pair
+from studyapp.models import GeneratedImage, Method, Pair, Study
 from studyapp.studies.check_images import ATTENTION_METHOD, CHECK_METHODS, GOLD_METHOD, corrupt
-from studyapp.studies.checks import attention_failures_allowed, check_failed, scored_answers
+from studyapp.studies.checks import attention_failures_allowed, check_failed, rater_checks, scored_answers
 from studyapp.studies.publishing import build_study_pairs
 from tests import factories
 from tests.studies.conftest import TEMPLATES
@@ -174,3 +174,26 @@ def test_attention_failures_allowed_defaults_to_one_and_follows_the_exclusion_ru
     assert attention_failures_allowed(study) == 1
     study.exclusion_rules = {"max_attention_failures": 2}
     assert attention_failures_allowed(study) == 2
+
+
+@pytest.mark.parametrize(
+    ("quota", "gold_rate", "attention_rate", "counts", "warning"),
+    [
+        (10, 0.05, 0.04, (1, 0), "attention rate 0.04 x 10 pairs rounds to 0"),
+        (10, 0.5, 0.45, (5, 4), "5 attention pair(s) wanted but only 4 fit"),
+        (1, 0.5, 0.0, (0, 0), "1 gold pair(s) wanted but only 0 fit"),
+        (20, 0.1, 0.05, (2, 1), None),
+    ],
+)
+def test_rater_checks_say_how_many_each_rater_gets_and_why_not_more(
+    study, quota, gold_rate, attention_rate, counts, warning
+):
+    Study.objects.filter(pk=study.pk).update(pairs_per_rater=quota, gold_rate=gold_rate, attention_rate=attention_rate)
+    study.refresh_from_db()
+    build_study_pairs(study)
+    checks = rater_checks(study)
+    assert (checks.gold, checks.attention) == counts
+    if warning is None:
+        assert checks.warnings == []
+    else:
+        assert any(warning in text for text in checks.warnings), checks.warnings

@@ -20,8 +20,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="for the printed links")
 
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()  # shown as it happens, also when the output is a pipe
+
     def handle(self, *args, prompts, seeds, steps, simulated_raters, base_url, **options):
-        study = seed_demo(prompts, seeds, steps, simulated_raters, say=self.stdout.write)
+        study = seed_demo(prompts, seeds, steps, simulated_raters, say=self._say)
         password = reset_admin_password()
         pairs = study.pairs.count()
         checks = study.pairs.exclude(kind="regular").count()
