@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+WORKERS ?= 2
+THREADS ?= 8
 
-.PHONY: install migrate demo serve worker worker-gpu worker-cpu beat lint format test test-stress bench clean
+.PHONY: install migrate demo serve dev worker worker-gpu worker-cpu beat lint format test test-stress bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +23,27 @@ install: $(VENV)/.installed
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-# Seeds a small offline study (SQLite unless DATABASE_URL is set) and serves it.
+# Seeds a small offline study (SQLite unless DATABASE_URL is set) and serves it, for local use only.
+demo: export DEBUG = 1
 demo: migrate
-	DEBUG=1 $(BIN)/python manage.py demo --base-url http://$(HOST):$(PORT)
-	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py demo --base-url http://$(HOST):$(PORT)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# The web app with Postgres/Redis when DATABASE_URL/CELERY_BROKER_URL are set (DEBUG=1 for local use).
+# The web app as a real study runs it: production settings (DEBUG=0; SECRET_KEY required) under
+# gunicorn's threaded workers. On a public address put nginx in front (docs/deployment.md).
+# `DEBUG=1 make serve` is `make dev`.
 serve: migrate
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+ifeq ($(DEBUG),1)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+else
+	DEBUG=0 $(BIN)/gunicorn studyapp.wsgi:application --bind $(HOST):$(PORT) --workers $(WORKERS) \
+		--worker-class gthread --threads $(THREADS) --timeout 60 --access-logfile -
+endif
+
+# Django's development server with DEBUG=1 (tracebacks in the browser): never on a public address.
+dev: export DEBUG = 1
+dev: migrate
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # One worker on both queues, for a single machine. On GPU hosts use worker-gpu once per GPU.
 worker: install

@@ -278,7 +278,7 @@ class Study(models.Model):
     instructions = models.TextField(blank=True)
     consent_text = models.TextField(blank=True)
     question_text = models.CharField(max_length=300, default="Which image matches the text better?")
-    question_image = models.CharField(max_length=300, default="Which image shows the subject better?")
+    question_image = models.CharField(max_length=300, default="Which image shows the same subject as the photos?")
     question_overall = models.CharField(max_length=300, default="Which image is better overall?")
     ratings_per_pair = models.PositiveIntegerField(default=3)
     overlap_fraction = models.FloatField(default=0.1, help_text="Share of pairs rated by more raters, for agreement.")
@@ -287,6 +287,19 @@ class Study(models.Model):
     gold_rate = models.FloatField(default=0.05, help_text="Share of gold pairs among a rater's pairs.")
     attention_rate = models.FloatField(default=0.03, help_text="Share of attention checks.")
     lease_seconds = models.PositiveIntegerField(default=900)
+    display_size = models.PositiveIntegerField(
+        default=512, help_text="Width and height in pixels of every pair image as raters receive it."
+    )
+    accept_open_link = models.BooleanField(
+        default=True, help_text="Anyone who opens the study link without an invite or Prolific id becomes a rater."
+    )
+    accept_invites = models.BooleanField(default=True, help_text="Invite codes made for this study are accepted.")
+    accept_prolific = models.BooleanField(
+        default=False, help_text="Prolific participants of the Prolific study below are accepted."
+    )
+    prolific_study_id = models.CharField(
+        max_length=24, blank=True, help_text="Prolific's id of this study (24 hex characters); links must carry it."
+    )
     completion_code = models.CharField(max_length=100, blank=True)
     completion_url = models.URLField(blank=True)
     screenout_url = models.URLField(blank=True)
@@ -306,6 +319,7 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-created"]
+        permissions = [("export_study", "Can export a study's answers and results")]
         constraints = [
             models.CheckConstraint(condition=Q(ratings_per_pair__gte=1), name="study_ratings_positive"),
             models.CheckConstraint(
@@ -314,6 +328,12 @@ class Study(models.Model):
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lt=1), name="study_gold_rate"),
             models.CheckConstraint(
                 condition=Q(attention_rate__gte=0) & Q(attention_rate__lt=1), name="study_attention_rate"
+            ),
+            models.CheckConstraint(
+                condition=Q(display_size__gte=64) & Q(display_size__lte=2048), name="study_display_size"
+            ),
+            models.CheckConstraint(
+                condition=Q(accept_prolific=False) | ~Q(prolific_study_id=""), name="study_prolific_has_id"
             ),
         ]
 
@@ -406,12 +426,19 @@ class Rater(models.Model):
     excluded = models.BooleanField(default=False)
     exclusion_reason = models.CharField(max_length=300, blank=True)
     left_shown = models.PositiveIntegerField(default=0, help_text="Pairs shown with method A on the left.")
+    admitted_from = models.CharField(
+        max_length=32, blank=True, help_text="Keyed hash of the client address that created this rater, for limits."
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["study", "created"]
         constraints = [
             models.UniqueConstraint(fields=["study", "source", "external_id"], name="rater_unique_identity"),
+        ]
+        indexes = [
+            # New raters per client address and minute (studyapp.rating.admission).
+            models.Index(fields=["admitted_from", "created"], name="rater_admitted_from"),
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,9 @@ from django.views.static import serve
 
 from studyapp import views
 
+handler400 = "studyapp.middleware.bad_request_page"
+handler500 = "studyapp.middleware.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

@@ -4,6 +4,7 @@ import hashlib
 import io
 import itertools
 
+import numpy as np
 from django.core.files.base import ContentFile
 from PIL import Image
 
@@ -98,3 +99,38 @@ def study_with_images(
     for position, other in enumerate(all_methods[1:]):
         Comparison.objects.create(study=study, method_a=other, method_b=all_methods[0], position=position)
     return study
+
+
+def picture(size=(512, 512), shift: int = 0) -> Image.Image:
+    """A small scene with gradients and edges, so encoders behave as on real images (unlike flat colour)."""
+    from PIL import ImageDraw
+
+    width, height = size
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for index in range(6):
+        x, y = (index * 83 + shift) % width, (index * 47 + shift) % height
+        draw.ellipse((x, y, x + width // 4, y + height // 5), fill=(40 * index, 200 - 30 * index, 90))
+    draw.line((0, height - 1, width - 1, 0), fill=(250, 250, 250), width=max(1, width // 60))
+    grain = np.random.default_rng(shift).normal(0, 6, (height, width, 3))  # sensor-like noise
+    return Image.fromarray(np.clip(np.asarray(image, dtype=np.float32) + grain, 0, 255).astype(np.uint8))
+
+
+def encoded(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def jpeg_markers(data: bytes) -> list[int]:
+    """The marker bytes of a JPEG's header segments, from start of image up to start of scan."""
+    assert data[:2] == b"\xff\xd8", "not a JPEG"
+    markers, offset = [], 2
+    while offset < len(data):
+        marker = data[offset + 1]
+        markers.append(marker)
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            return markers
+        length = int.from_bytes(data[offset + 2 : offset + 4], "big")
+        offset += 2 + length
+    return markers

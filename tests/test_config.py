@@ -13,7 +13,7 @@ from tests.conftest import PROJECT_ROOT
 
 def _manage(*args, **env):
     # The browser tests allow async-unsafe ORM calls in this process; a deployment never would.
-    dropped = ("DEBUG", "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    dropped = ("DEBUG", "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE")
     clean = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env={**clean, **env}, capture_output=True, text=True
@@ -65,6 +65,6 @@ def test_database_url_selects_postgres():
 
 
 def test_missing_generation_model_folder_fails_the_system_check():
-    result = _manage("check", GENERATION_MODEL="./no/such/model", CELERY_BROKER_URL="")
+    result = _manage("check", DEBUG="1", GENERATION_MODEL="./no/such/model", CELERY_BROKER_URL="")
     assert result.returncode != 0
     assert "studyapp.E002" in result.stderr

@@ -2,7 +2,7 @@
 with progress and the run actions of studyapp.runs.actions."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -15,6 +15,7 @@ from studyapp.runs.launch import queue_run
 from studyapp.runs.progress import RunProgress, run_progress, runs_progress
 from studyapp.runs.sweeps import launch_sweep, presets, validate_sweep
 from studyapp.runs.validation import validate_run
+from studyapp.runs.workers import gpu_worker_status, in_background
 
 
 def progress_bar(run: GenerationRun, progress: RunProgress | None = None) -> str:
@@ -68,7 +69,9 @@ def admin_action(action: RunAction):
     """The admin's form of one entry of RUN_ACTIONS, applied to the selected runs."""
 
     def apply(modeladmin, request, queryset):
-        modeladmin.message_user(request, perform(action, queryset).message)
+        with in_background():
+            outcome = perform(action, queryset)
+        modeladmin.message_user(request, outcome.message, messages.WARNING if outcome.refused else messages.SUCCESS)
 
     apply.__name__ = action.name.replace("-", "_")
     return admin.action(description=action.label)(apply)
@@ -133,7 +136,9 @@ class GenerationRunAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if not change:
-            queue_run(form.instance)  # tasks leave when the admin's transaction commits
+            with in_background():
+                queue_run(form.instance)  # tasks leave (or the thread starts) when the admin's transaction commits
+            self.message_user(request, gpu_worker_status().launched(1))
 
 
 def preset_choices():
@@ -202,8 +207,9 @@ class SweepAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if not change:
-            made = launch_sweep(form.instance)
-            self.message_user(request, f"{len(made)} run(s) queued.")
+            with in_background():
+                made = launch_sweep(form.instance)
+            self.message_user(request, gpu_worker_status().launched(len(made)))
 
 
 @admin.register(GeneratedImage)

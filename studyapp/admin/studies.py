@@ -1,11 +1,15 @@
 """Admin for study design: studies with their comparisons, the set-up page (pairs, planner, publishing),
 and the pairs built for them."""
 
+import csv
+import io
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.http import Http404
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,11 +18,14 @@ from django.utils.html import format_html
 from studyapp.admin.display import thumbnail
 from studyapp.admin.results import RESULTS_ACTIONS, StudyResultsActions
 from studyapp.models import QUESTIONS, Comparison, Method, Pair, Study
+from studyapp.rating.admission import MAX_INVITES, PROLIFIC_ID, PROLIFIC_QUERY, invite_query, make_invites
+from studyapp.rating.monitor import collection_status
+from studyapp.results.analysis import study_results
 from studyapp.studies.check_images import CHECK_METHODS
-from studyapp.studies.checks import checks_per_rater
+from studyapp.studies.checks import rater_checks
 from studyapp.studies.freeze import DESIGN_FIELDS, StudyFrozen
 from studyapp.studies.pairs import slot_coverage
-from studyapp.studies.planner import PlannerForm, study_plan
+from studyapp.studies.planner import PlannerForm, pilot_components, study_plan, study_random_factors
 from studyapp.studies.publishing import build_study_pairs, close, new_version, publish
 
 
@@ -52,10 +59,15 @@ DESIGN_FIELDS_SHOWN = [
     "pairs_per_rater",
     "gold_rate",
     "attention_rate",
+    "display_size",
     "random_seed",
     "exclusion_rules",
     "fixed_factors",
 ]
+
+
+# Who may rate; like the finishing fields, these can be changed on a published study.
+ADMISSION_FIELDS = ["accept_open_link", "accept_invites", "accept_prolific", "prolific_study_id"]
 
 
 class StudyForm(forms.ModelForm):
@@ -81,7 +93,18 @@ class StudyForm(forms.ModelForm):
             "completion_url",
             "screenout_url",
             "lease_seconds",
+            *ADMISSION_FIELDS,
         ]
+
+    def clean(self):
+        cleaned = super().clean()
+        study_id = (cleaned.get("prolific_study_id") or "").strip().lower()
+        if study_id and not PROLIFIC_ID.fullmatch(study_id):
+            self.add_error("prolific_study_id", f"expected Prolific's 24 hex characters, got {study_id!r}")
+        elif cleaned.get("accept_prolific") and not study_id:
+            self.add_error("prolific_study_id", "needed to accept Prolific participants (links must carry it)")
+        cleaned["prolific_study_id"] = study_id
+        return cleaned
 
 
 def _build(study: Study) -> str:
@@ -107,6 +130,18 @@ STUDY_ACTIONS = {
     "publish": ("Publish (freezes the design)", _publish),
     "close": ("Close", _close),
     "new_version": ("New version", _new_version),
+}
+
+# Actions that cannot be undone: a page says what they do, and only its POST acts.
+CONFIRMED_ACTIONS = {
+    "publish": (
+        "Publishing builds the pairs once more, freezes the design (its fields and comparisons can no longer "
+        "change) and opens the study to raters. It cannot be undone; a new version can change the design."
+    ),
+    "close": (
+        "Closing ends data collection: raters can no longer start or answer. Answers already given are kept. "
+        "It cannot be undone; a closed study cannot be published again."
+    ),
 }
 
 
@@ -160,6 +195,14 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
         (
             "Finishing (can be corrected after publishing)",
             {"fields": ["completion_code", "completion_url", "screenout_url", "lease_seconds"]},
+        ),
+        (
+            "Who may rate (can be changed after publishing)",
+            {
+                "fields": ADMISSION_FIELDS,
+                "description": "Limits on new raters per address and on raters at once are deployment settings "
+                "(docs/rating.md).",
+            },
         ),
     ]
 
@@ -237,11 +280,32 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
 
     @admin.action(description="Publish the selected studies (freezes their design)")
     def publish_action(self, request, queryset):
-        self._run_on_each(request, queryset, "publish")
+        return self._confirm_then_run(request, queryset, "publish")
 
     @admin.action(description="Close the selected studies to new raters")
     def close_action(self, request, queryset):
-        self._run_on_each(request, queryset, "close")
+        return self._confirm_then_run(request, queryset, "close")
+
+    def _confirm_then_run(self, request, queryset, action: str):
+        """Django's pattern for actions that need a confirmation: the page re-posts the action with `confirmed`."""
+        if request.POST.get("confirmed") == "yes":
+            self._run_on_each(request, queryset, action)
+            return None
+        return self._confirmation_page(request, action, list(queryset), list_action=f"{action}_action")
+
+    def _confirmation_page(self, request, action: str, studies: list[Study], list_action: str = ""):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{STUDY_ACTIONS[action][0]}: are you sure?",
+            "action": action,
+            "label": STUDY_ACTIONS[action][0],
+            "explanation": CONFIRMED_ACTIONS[action],
+            "studies": studies,
+            "list_action": list_action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/studyapp/study/confirm.html", context)
 
     @admin.action(description="Make a new editable version of the selected studies")
     def new_version_action(self, request, queryset):
@@ -250,31 +314,82 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
     # ------------------------------------------------------------------ the set-up page
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.setup_view)
-        setup_url = path("<path:object_id>/setup/", view, name="studyapp_study_setup")
-        return [setup_url, *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        own = [
+            path("<path:object_id>/setup/", wrap(self.setup_view), name="studyapp_study_setup"),
+            path("<path:object_id>/confirm/<slug:action>/", wrap(self.confirm_view), name="studyapp_study_confirm"),
+            path("<path:object_id>/invites/", wrap(self.invites_view), name="studyapp_study_invites"),
+            path("<path:object_id>/monitor.json", wrap(self.monitor_view), name="studyapp_study_monitor"),
+        ]
+        return [*own, *super().get_urls()]
 
-    def setup_view(self, request, object_id):
+    def _viewable_study(self, request, object_id) -> Study:
         study = self.get_object(request, object_id)
         if study is None:
             raise Http404(f"study {object_id!r}: no such study")
         if not self.has_view_or_change_permission(request, study):
             raise PermissionDenied
+        return study
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        study = self.get_object(request, object_id)
+        links = rater_links(request, study) if study is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "links": links})
+
+    def confirm_view(self, request, object_id, action):
+        """GET: what publishing or closing does, and a button; POST (with its CSRF token): do it."""
+        study = self._viewable_study(request, object_id)
+        if action not in CONFIRMED_ACTIONS:
+            raise Http404(f"confirm {action!r}: expected one of {', '.join(CONFIRMED_ACTIONS)}")
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._run(request, study, action)
+            return redirect("admin:studyapp_study_setup", study.pk)
+        return self._confirmation_page(request, action, [study])
+
+    def invites_view(self, request, object_id):
+        """POST `count`: that many new invite codes, downloaded as CSV (code, link)."""
+        study = self._viewable_study(request, object_id)
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        if request.method != "POST":
+            return redirect("admin:studyapp_study_setup", study.pk)
+        try:
+            raters = make_invites(study, int(request.POST.get("count", "")))
+        except ValueError:
+            self.message_user(request, f"Invites: expected a whole number from 1 to {MAX_INVITES}.", messages.ERROR)
+            return redirect("admin:studyapp_study_setup", study.pk)
+        return _invites_csv(study, [r.external_id for r in raters], rater_links(request, study)["open"])
+
+    def monitor_view(self, request, object_id):
+        study = self._viewable_study(request, object_id)
+        return JsonResponse(collection_status(study).as_dict())
+
+    def setup_view(self, request, object_id):
+        study = self._viewable_study(request, object_id)
         if request.method == "POST":
             return self._setup_post(request, study)
         planner = PlannerForm(request.GET or None, initial={n: f.initial for n, f in PlannerForm.base_fields.items()})
         arguments = planner.plan_arguments() if planner.is_bound and planner.is_valid() else {}
+        pilot = _pilot_components(study) if arguments and planner.cleaned_data["use_pilot"] else None
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Set up: {study}",
             "study": study,
             "planner": planner,
-            "plan": study_plan(study, **arguments),
+            "plan": study_plan(study, components=pilot, **arguments),
+            "pilot_used": pilot is not None,
+            "random_factors": study_random_factors(study),
             "coverage": [slot_coverage(c) for c in study.comparisons.select_related("method_a", "method_b")],
             "counts": _pair_counts(study),
             "can_change": self.has_change_permission(request, study),
             "actions": _actions_for(study),
+            "confirmed_actions": CONFIRMED_ACTIONS,
+            "links": rater_links(request, study),
+            "monitor": collection_status(study),
+            "max_invites": MAX_INVITES,
         }
         return TemplateResponse(request, "admin/studyapp/study/setup.html", context)
 
@@ -286,10 +401,28 @@ class StudyAdmin(StudyResultsActions, admin.ModelAdmin):
             known = ", ".join(STUDY_ACTIONS)
             self.message_user(request, f"unknown action: expected one of {known}, got {action!r}", messages.ERROR)
             return redirect("admin:studyapp_study_setup", study.pk)
+        if action in CONFIRMED_ACTIONS:  # never straight from a button: through its confirmation page
+            return redirect("admin:studyapp_study_confirm", study.pk, action)
         done = self._run(request, study, action)
         if done and action == "new_version":
             return redirect("admin:studyapp_study_change", Study.objects.get(previous_version=study).pk)
         return redirect("admin:studyapp_study_setup", study.pk)
+
+
+def rater_links(request, study: Study) -> dict[str, str]:
+    """The study's open link, and the same link as Prolific's study URL with the ids Prolific fills in."""
+    open_link = request.build_absolute_uri(reverse("rater_entry", args=[study.open_link_token]))
+    return {"open": open_link, "prolific": f"{open_link}?{PROLIFIC_QUERY}"}
+
+
+def _invites_csv(study: Study, codes: list[str], open_link: str) -> HttpResponse:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["code", "link"])
+    writer.writerows([code, f"{open_link}?{invite_query(code)}"] for code in codes)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-invites.csv"'
+    return response
 
 
 def _ignored_design_edits(request, study: Study) -> list[str]:
@@ -327,8 +460,7 @@ def _pair_counts(study: Study) -> dict:
         "gold": gold,
         "gold_total": by_kind.get(Pair.Kind.GOLD, {}).get("total", 0),
         "attention": by_kind.get(Pair.Kind.ATTENTION, {}).get("total", 0),
-        "gold_per_rater": checks_per_rater(study.gold_rate, study.pairs_per_rater),
-        "attention_per_rater": checks_per_rater(study.attention_rate, study.pairs_per_rater),
+        "per_rater": rater_checks(study),
     }
 
 
@@ -365,3 +497,8 @@ class PairAdmin(admin.ModelAdmin):
     @admin.display(description="images (A, B)")
     def previews(self, obj):
         return format_html("{} {}", thumbnail(obj.image_a.file, 160), thumbnail(obj.image_b.file, 160))
+
+
+def _pilot_components(study):
+    """The variance components of the study's answers so far (None without decided answers)."""
+    return pilot_components(row.estimate for row in study_results(study).primary.rows)

@@ -71,6 +71,8 @@ class StudyResultsView(APIView):
     """Win rates with intervals, tests, Bradley-Terry, agreement, rater quality and the metrics,
     with and without exclusions, plus the settings and data hash they came from (null for NaN)."""
 
+    required_permissions = {"GET": ["studyapp.view_study"]}
+
     @extend_schema(parameters=SETTING_PARAMETERS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk: int):
         study = get_object_or_404(Study, pk=pk)
@@ -90,6 +92,8 @@ class IgnoreAcceptHeader(BaseContentNegotiation):
 class StudyExport(APIView):
     """results.csv / results.json (the win-rate table with settings) and answers.csv / answers.json
     (raw answers, pseudonymised raters, streamed)."""
+
+    required_permissions = {"GET": ["studyapp.export_study"]}
 
     content_negotiation_class = IgnoreAcceptHeader
 
@@ -116,6 +120,8 @@ class StudyExport(APIView):
 class SnapshotList(generics.ListCreateAPIView):
     """A study's analysis snapshots; POST freezes the current results (optional "label")."""
 
+    required_permissions = {"GET": ["studyapp.view_study"], "POST": ["studyapp.add_analysissnapshot"]}
+
     serializer_class = SnapshotSerializer
 
     def get_queryset(self):
@@ -139,6 +145,8 @@ class SnapshotList(generics.ListCreateAPIView):
 
 class SnapshotDetail(generics.RetrieveAPIView):
     """One snapshot exactly as frozen, and whether the study's answers still match its data hash."""
+
+    required_permissions = {"GET": ["studyapp.view_study"]}
 
     queryset = AnalysisSnapshot.objects.select_related("study")
     serializer_class = SnapshotDetailSerializer

@@ -71,6 +71,8 @@ class RunSerializer(serializers.ModelSerializer):
 class RunList(generics.ListCreateAPIView):
     """Runs, newest first; POST validates the run and queues it."""
 
+    required_permissions = {"GET": ["studyapp.view_generationrun"], "POST": ["studyapp.add_generationrun"]}
+
     queryset = GenerationRun.objects.select_related("method", "prompt_set", "sweep").prefetch_related("concepts")
     serializer_class = RunSerializer
 
@@ -83,12 +85,16 @@ class RunList(generics.ListCreateAPIView):
 
 
 class RunDetail(generics.RetrieveAPIView):
+    required_permissions = {"GET": ["studyapp.view_generationrun"]}
+
     queryset = RunList.queryset
     serializer_class = RunSerializer
 
 
 class RunAction(APIView):
     """POST cancel, resume or requeue-failed; answers with the run's progress afterwards."""
+
+    required_permissions = {"POST": ["studyapp.change_generationrun"]}
 
     @extend_schema(
         operation_id="runs_action",
@@ -104,6 +110,8 @@ class RunAction(APIView):
         except UnknownRunAction as exc:
             return Response({"detail": str(exc)}, status=404)
         outcome = perform(chosen, [run])
+        if outcome.refused:
+            return Response({"detail": outcome.refused[0]}, status=status.HTTP_409_CONFLICT)
         return Response({"queued_batches": outcome.queued_batches, "progress": run_progress(run).as_dict()})
 
 
@@ -148,17 +156,23 @@ class SweepSerializer(serializers.ModelSerializer):
 class SweepList(generics.ListCreateAPIView):
     """Sweeps; POST creates one method and one run per grid point, all validated before anything is queued."""
 
+    required_permissions = {"GET": ["studyapp.view_sweep"], "POST": ["studyapp.add_sweep"]}
+
     queryset = Sweep.objects.select_related("prompt_set").prefetch_related("concepts", "runs")
     serializer_class = SweepSerializer
 
 
 class SweepDetail(generics.RetrieveAPIView):
+    required_permissions = {"GET": ["studyapp.view_sweep"]}
+
     queryset = SweepList.queryset
     serializer_class = SweepSerializer
 
 
 class Presets(APIView):
     """The named sweep grids, by sampler."""
+
+    required_permissions = {"GET": ["studyapp.view_generationrun"]}
 
     @extend_schema(operation_id="runs_sweep_presets", responses=OpenApiTypes.OBJECT)
     def get(self, request):

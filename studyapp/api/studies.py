@@ -1,7 +1,8 @@
 """REST API for studies and their comparisons (staff only, session or token).
 
-Permissions and authentication come from REST_FRAMEWORK in settings (IsAdminUser; session and
-token auth); raters are anonymous and never reach these views.
+Authentication comes from REST_FRAMEWORK in settings (session and token); so does the permission
+check: staff with the model permissions each view lists in required_permissions. Raters are
+anonymous and never reach these views.
 """
 
 from django.shortcuts import get_object_or_404
@@ -50,17 +51,23 @@ _studies = Study.objects.prefetch_related("comparisons__method_a", "comparisons_
 class StudyList(generics.ListAPIView):
     """Studies, newest first, with their comparisons."""
 
+    required_permissions = {"GET": ["studyapp.view_study"]}
+
     queryset = _studies
     serializer_class = StudySerializer
 
 
 class StudyDetail(generics.RetrieveAPIView):
+    required_permissions = {"GET": ["studyapp.view_study"]}
+
     queryset = _studies
     serializer_class = StudySerializer
 
 
 class ComparisonList(generics.ListAPIView):
     """The declared comparisons of a study (method A against method B; A's wins are counted)."""
+
+    required_permissions = {"GET": ["studyapp.view_study"]}
 
     serializer_class = ComparisonSerializer
 

@@ -25,17 +25,18 @@ def access_rater(rater_token: str) -> Rater:
 
 
 def access_pair_image(assignment_token: str, side: int):
-    """The file shown as image 1 (left) or 2 (right) of one assignment."""
+    """The file shown as image 1 (left) or 2 (right) of one assignment, and the study's display size."""
     assignment = (
-        Assignment.objects.select_related("pair__image_a", "pair__image_b")
-        .only("left_is_a", "pair__image_a__file", "pair__image_b__file")
+        Assignment.objects.select_related("pair__image_a", "pair__image_b", "pair__study")
+        .only("left_is_a", "pair__image_a__file", "pair__image_b__file", "pair__study__display_size")
         .filter(token=assignment_token)
         .first()
     )
     if assignment is None or side not in (1, 2):
         raise Http404("No such image.")
     show_a = assignment.left_is_a == (side == 1)
-    return (assignment.pair.image_a if show_a else assignment.pair.image_b).file
+    pair = assignment.pair
+    return (pair.image_a if show_a else pair.image_b).file, pair.study.display_size
 
 
 def access_reference_image(reference_token: str):

@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from studyapp.models import Assignment, Pair, Rater, Study
+from studyapp.studies.checks import rater_check_counts
 
 LOOKAHEAD = 2  # the pair on screen and the next one, whose images the page preloads
 CANDIDATES = 8  # pairs locked per claim, to pick among the least rated at random
@@ -131,8 +132,7 @@ def _claim_until(rater: Rater, study: Study, held: _Held, now) -> bool:
 def kind_schedule(study: Study, rater: Rater) -> list[str]:
     """Which kind of pair each of the rater's slots gets: gold and attention pairs at random places, never first."""
     quota = study.pairs_per_rater
-    gold = round(quota * study.gold_rate)
-    attention = round(quota * study.attention_rate)
+    gold, attention = rater_check_counts(study)
     rest = [Pair.Kind.GOLD] * gold + [Pair.Kind.ATTENTION] * attention
     rest += [Pair.Kind.REGULAR] * max(0, quota - 1 - len(rest))
     random.Random(f"{study.random_seed}:{rater.pk}").shuffle(rest)

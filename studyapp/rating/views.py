@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import mimetypes
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.signing import BadSignature
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from studyapp.models import QUESTIONS, Assignment, Rater, ReferenceImage, Study, new_token
+from studyapp.catalog.display import CONTENT_TYPE as DISPLAY_CONTENT_TYPE
+from studyapp.catalog.display import display_copy
+from studyapp.models import QUESTIONS, Assignment, Rater, ReferenceImage, Study
 from studyapp.rating.access import access_pair_image, access_rater, access_reference_image, access_study_link
-from studyapp.rating.admission import PROLIFIC_ID, admit, invited_rater, record_prolific_session
+from studyapp.rating.admission import AdmissionRefused, invited_rater, open_link_rater, prolific_rater
 from studyapp.rating.answers import Refused, mark_completed, submit_answer
 from studyapp.rating.assignment import claim_leases, release_leases
 
@@ -38,11 +41,17 @@ def entry(request, link_token: str):
     study = access_study_link(link_token)
     if study.state != Study.State.PUBLISHED:
         return _study_not_open(request, study)
-    if request.GET.get("PROLIFIC_PID"):
-        return _prolific_entry(request, study)
-    if request.GET.get("invite"):
-        return _invite_entry(request, study)
-    rater = _rater_from_cookie(request, study) or admit(study, Rater.Source.OPEN, new_token())
+    try:
+        rater = _entering_rater(request, study)
+    except AdmissionRefused as refusal:
+        response = _message(request, refusal.title, refusal.message, refusal.status)
+        if refusal.retry_after:
+            response["Retry-After"] = str(refusal.retry_after)
+        return response
+    if rater is None:
+        return _message(
+            request, "This invite is not valid", "Check the link you were sent, or ask the study team.", 404
+        )
     response = redirect("rater_home", rater_token=rater.token)
     response.set_signed_cookie(
         _cookie_name(study),
@@ -56,22 +65,22 @@ def entry(request, link_token: str):
     return response
 
 
-def _prolific_entry(request, study: Study):
-    pid = request.GET["PROLIFIC_PID"]
-    if not PROLIFIC_ID.match(pid):
-        return _message(request, "This link is not valid", "The Prolific participant id in the link is malformed.", 400)
-    rater = admit(study, Rater.Source.PROLIFIC, pid)
-    record_prolific_session(rater, request.GET.get("STUDY_ID", ""), request.GET.get("SESSION_ID", ""))
-    return redirect("rater_home", rater_token=rater.token)
+def _entering_rater(request, study: Study) -> Rater | None:
+    returning = _rater_from_cookie(request, study)
+    if "PROLIFIC_PID" in request.GET:
+        return prolific_rater(study, request.GET, returning, _client_address(request))
+    if "invite" in request.GET:
+        return invited_rater(study, request.GET["invite"])
+    return open_link_rater(study, returning, _client_address(request))
 
 
-def _invite_entry(request, study: Study):
-    rater = invited_rater(study, request.GET["invite"])
-    if rater is None:
-        return _message(
-            request, "This invite is not valid", "Check the link you were sent, or ask the study team.", 404
-        )
-    return redirect("rater_home", rater_token=rater.token)
+def _client_address(request) -> str:
+    """The visitor's address; behind the reverse proxy, the one it appended to X-Forwarded-For."""
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def _cookie_name(study: Study) -> str:
@@ -148,36 +157,80 @@ def answer(request, rater_token: str):
     return HttpResponseRedirect(reverse("rater_home", kwargs={"rater_token": rater.token}), status=303)
 
 
+# --------------------------------------------------------------------------------------------
+# The same page as JSON: the script swaps the next pair in place instead of loading a page
+# --------------------------------------------------------------------------------------------
+
+
+@require_GET
+def next_pair(request, rater_token: str):
+    """The pair on screen as JSON, or where the browser should go when there is none to show."""
+    return _next_pair_response(access_rater(rater_token))
+
+
+@require_POST
+def answer_json(request, rater_token: str):
+    """Store the answer as `answer` does, and reply with the next pair in the same request."""
+    rater = access_rater(rater_token)
+    values = {question: request.POST.get(question) for question in QUESTIONS}
+    try:
+        submit_answer(rater, request.POST.get("assignment", ""), values, request.POST.get("response_ms"))
+    except Refused as refusal:
+        return JsonResponse({"detail": refusal.message}, status=refusal.status)
+    return _next_pair_response(rater)
+
+
+def _next_pair_response(rater: Rater) -> JsonResponse:
+    elsewhere = JsonResponse({"state": "page", "url": reverse("rater_home", kwargs={"rater_token": rater.token})})
+    ready = rater.consented and rater.instructed and rater.study.state == Study.State.PUBLISHED
+    if not ready or rater.completed or rater.screened_out:
+        return elsewhere
+    leases = claim_leases(rater)
+    if leases.current is None:  # finished, out of pairs or all taken for now: the page says which
+        return elsewhere
+    return JsonResponse(pair_payload(leases))
+
+
 def _instructions_context(rater: Rater) -> dict:
     study = rater.study
     return {
         "rater": rater,
         "study": study,
-        "questions": [study.question_text, study.question_image, study.question_overall],
+        "questions": _question_texts(study),
     }
 
 
+def _question_texts(study: Study) -> list[str]:
+    return [study.question_text, study.question_image, study.question_overall]
+
+
 def _rating_context(rater: Rater, leases) -> dict:
-    study = rater.study
+    texts = dict(zip(QUESTIONS, _question_texts(rater.study), strict=True))
+    return {
+        "rater": rater,
+        "pair": pair_payload(leases),
+        "questions": [{"name": name, "text": texts[name]} for name in QUESTIONS],
+    }
+
+
+def pair_payload(leases) -> dict:
+    """What the page shows of the pair on screen: opaque tokens and URLs only, never a method or a file."""
     current = leases.current
     pair = current.pair
-    texts = {"text": study.question_text, "image": study.question_image, "overall": study.question_overall}
-    references = _reference_urls(pair.concept_id)
     upcoming = []
     if leases.upcoming:
         upcoming = [_image_url(leases.upcoming, 1), _image_url(leases.upcoming, 2)]
         if leases.upcoming.pair.concept_id != pair.concept_id:
             upcoming += _reference_urls(leases.upcoming.pair.concept_id)
     return {
-        "rater": rater,
-        "assignment": current,
-        "prompt_text": pair.prompt.superclass_prompt(pair.concept),
-        "reference_urls": references,
-        "image_urls": [_image_url(current, 1), _image_url(current, 2)],
-        "preload_urls": upcoming,
-        "questions": [{"name": name, "text": texts[name]} for name in QUESTIONS],
+        "state": "pair",
+        "assignment": current.token,
         "number": leases.answered + 1,
         "total": leases.quota,
+        "prompt": pair.prompt.superclass_prompt(pair.concept),
+        "images": [_image_url(current, 1), _image_url(current, 2)],
+        "references": _reference_urls(pair.concept_id),
+        "preload": upcoming,
     }
 
 
@@ -255,7 +308,12 @@ def _message(request, title: str, text: str, status: int, rater: Rater | None = 
 
 @require_GET
 def pair_image(request, assignment_token: str, side: int):
-    return _image_response(access_pair_image(assignment_token, side))
+    field_file, size = access_pair_image(assignment_token, side)
+    try:
+        handle = display_copy(field_file, size)
+    except FileNotFoundError:
+        raise Http404("No such image.") from None
+    return _image_stream(handle, DISPLAY_CONTENT_TYPE)
 
 
 @require_GET
@@ -269,6 +327,10 @@ def _image_response(field_file):
         handle = field_file.open("rb")
     except FileNotFoundError:
         raise Http404("No such image.") from None
+    return _image_stream(handle, content_type)
+
+
+def _image_stream(handle, content_type: str):
     response = FileResponse(handle, content_type=content_type)
     response.headers.pop("Content-Disposition", None)  # it would carry the stored file name
     response["Cache-Control"] = IMAGE_CACHE

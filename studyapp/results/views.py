@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,6 +30,7 @@ from studyapp.results.page import (
     win_rate_chart,
 )
 from studyapp.results.snapshots import create_snapshot
+from studyapp.staff import staff_permission_required
 
 
 def _study_results_or_error(request, study: Study):
@@ -40,7 +40,7 @@ def _study_results_or_error(request, study: Study):
         return None, HttpResponseBadRequest(f"analysis settings: {exc}", content_type="text/plain")
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_study")
 def study_results_page(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
     overrides = settings_overrides(request.GET)
@@ -91,7 +91,7 @@ def study_results_page(request, pk: int):
     return render(request, "studyapp/results/results.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_study")
 def study_breakdown(request, pk: int, by: str):
     """/studies/<id>/results/by-subject/ or by-prompt/: exploratory win rates per subject or prompt."""
     study = get_object_or_404(Study, pk=pk)
@@ -115,7 +115,7 @@ def study_breakdown(request, pk: int, by: str):
     return render(request, "studyapp/results/breakdown.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.export_study")
 def study_export(request, pk: int, what: str, file_format: str):
     """/studies/<id>/export/results.{csv,json,tex,md}, answers.{csv,json}."""
     study = get_object_or_404(Study, pk=pk)
@@ -132,7 +132,7 @@ def study_export(request, pk: int, what: str, file_format: str):
     return bad_request or exports.results_response(study, found, file_format)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.add_analysissnapshot")
 @require_POST
 def study_snapshot_create(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
@@ -149,7 +149,7 @@ def study_snapshot_create(request, pk: int):
     return response
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_study")
 def snapshot_json(request, pk: int, snapshot_pk: int):
     snapshot = get_object_or_404(AnalysisSnapshot, pk=snapshot_pk, study_id=pk)
     fields = ("label", "created", "data_hash", "answer_count", "settings", "results")
@@ -158,7 +158,7 @@ def snapshot_json(request, pk: int, snapshot_pk: int):
     )
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_study")
 def study_pareto(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
     svg = pareto_svg(study_methods(study), title=study.title)
@@ -167,7 +167,7 @@ def study_pareto(request, pk: int):
     return HttpResponse(svg, content_type="image/svg+xml")
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_method")
 def method_page(request, pk: int):
     method = get_object_or_404(Method, pk=pk)
     overall = method_metric_summary([method.pk]).get(method.pk, {})

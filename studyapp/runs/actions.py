@@ -1,5 +1,6 @@
 """What staff can do to a run (cancel, resume, re-queue failed batches): one table for the run page,
-the API and the admin, and one refusal for a name that is not in it."""
+the API and the admin, one refusal for a name that is not in it, and one for a run in a state the
+action does not apply to (cancelling a finished run would otherwise mark it cancelled)."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class RunAction:
     label: str  # the admin's description of the action on the selected runs
     apply: Callable[[GenerationRun], int]  # returns how many batches it queued
     done: str  # what happened; {runs} and {batches} are filled in
+    applies_to: tuple[str, ...]  # the run states it may start from
 
 
 RUN_ACTIONS = {
@@ -59,18 +61,21 @@ RUN_ACTIONS = {
             "Cancel the selected runs",
             cancel_run,
             "{runs} cancelled: running batches stop after their current step.",
+            (Run.QUEUED, Run.RUNNING, Run.FAILED),
         ),
         RunAction(
             "resume",
             "Resume the selected runs (finished images are kept)",
             resume_run,
             "{runs} resumed: {batches} batch(es) queued; finished images are kept.",
+            (Run.CANCELLED, Run.FAILED),
         ),
         RunAction(
             "requeue-failed",
             "Re-queue the failed batches of the selected runs",
             requeue_failed,
             "{runs}: {batches} failed batch(es) queued again.",
+            (Run.FAILED, Run.CANCELLED),
         ),
     )
 }
@@ -86,15 +91,39 @@ def run_action(name: str) -> RunAction:
     return RUN_ACTIONS[name]
 
 
+class RunActionRefused(Exception):
+    """The run is in a state the action does not apply to; the message says which states it does."""
+
+
 @dataclass(frozen=True)
 class ActionOutcome:
     runs: int
     queued_batches: int
     message: str
+    refused: tuple[str, ...] = ()
 
 
 def perform(action: RunAction, runs: Iterable[GenerationRun]) -> ActionOutcome:
-    runs = list(runs)
-    queued = sum(action.apply(run) for run in runs)
-    what = str(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
-    return ActionOutcome(len(runs), queued, action.done.format(runs=what, batches=queued))
+    """Apply the action to each run it applies to; the others are left as they are and listed as refused."""
+    applied, queued, refused = [], 0, []
+    for run in runs:
+        try:
+            queued += _apply_checked(action, run)
+            applied.append(run)
+        except RunActionRefused as refusal:
+            refused.append(str(refusal))
+    what = str(applied[0]) if len(applied) == 1 else f"{len(applied)} runs"
+    message = action.done.format(runs=what, batches=queued) if applied else ""
+    if refused:
+        message = " ".join(part for part in (message, "Refused: " + "; ".join(refused) + ".") if part)
+    return ActionOutcome(len(applied), queued, message, tuple(refused))
+
+
+@transaction.atomic
+def _apply_checked(action: RunAction, run: GenerationRun) -> int:
+    # The row lock keeps a worker from finishing the run between the check and the action.
+    locked = GenerationRun.objects.select_for_update().get(pk=run.pk)
+    if locked.state not in action.applies_to:
+        allowed = ", ".join(action.applies_to)
+        raise RunActionRefused(f"{locked} is {locked.state}; {action.name} applies only to {allowed} runs")
+    return action.apply(locked)

@@ -1,20 +1,22 @@
 """The image browser (staff): the Figure 6 layout of one concept's images, and one image with its metrics."""
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, render
 
 from studyapp.models import Concept, GeneratedImage, Method, PromptSet
+from studyapp.staff import staff_permission_required
+from studyapp.studies.check_images import CHECK_METHODS
 
 MAX_BROWSER_SEEDS = 8
 
 
 def _int_list(values: list[str]) -> list[int]:
-    return [int(value) for value in values if value.strip().isdigit()]
+    """The values that are plain decimal numbers in range ('²' is a digit to str.isdigit, not to int)."""
+    return [int(value) for value in values if value.strip().isdecimal() and len(value.strip()) < 10]
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generatedimage")
 def browser(request):
-    """The Figure 6 layout: for one concept, one row per prompt and one column per method."""
+    """The Figure 6 layout: for one concept, one row per prompt with images and one column per method."""
     concepts = Concept.objects.all()
     prompt_sets = PromptSet.objects.all()
     concept = concepts.filter(slug=request.GET.get("concept")).first() or concepts.filter(images__isnull=False).first()
@@ -23,6 +25,7 @@ def browser(request):
     if prompt_set is None and concept:
         prompt_set = prompt_sets.filter(prompts__images__concept=concept).first()
     images = images.filter(prompt__prompt_set=prompt_set)
+    images = images.exclude(method__name__in=CHECK_METHODS)  # gold and attention images are not a method's output
     available_methods = Method.objects.filter(images__in=images).distinct()
     method_ids = _int_list(request.GET.getlist("method")) or list(available_methods.values_list("pk", flat=True))
     methods = list(available_methods.filter(pk__in=method_ids))
@@ -32,7 +35,8 @@ def browser(request):
     cells = {}
     for image in images.filter(method__in=methods, seed_index__in=seeds).select_related("prompt"):
         cells.setdefault((image.prompt_id, image.method_id), {})[image.seed_index] = image
-    prompts = prompt_set.prompts.all() if prompt_set else []
+    shown_prompts = {prompt_id for prompt_id, _ in cells}
+    prompts = [p for p in prompt_set.prompts.all() if p.pk in shown_prompts] if prompt_set else []
     grid = [
         (prompt, [[cells.get((prompt.pk, method.pk), {}).get(seed) for seed in seeds] for method in methods])
         for prompt in prompts
@@ -51,7 +55,7 @@ def browser(request):
     return render(request, "studyapp/runs/browser.html", context)
 
 
-@staff_member_required
+@staff_permission_required("studyapp.view_generatedimage")
 def browser_image(request, token: str):
     image = get_object_or_404(GeneratedImage.objects.select_related("run", "method", "concept", "prompt"), token=token)
     context = {

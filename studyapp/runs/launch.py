@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from studyapp.models import GenerationBatch, GenerationRun
 from studyapp.runs.validation import validate_run
+from studyapp.runs.workers import generate_after_commit, wants_background
 
 Batch = GenerationBatch.State
 Run = GenerationRun.State
@@ -50,10 +51,17 @@ def queue_run(run: GenerationRun) -> int:
 
 
 def send_batches(batch_ids: list[int]) -> int:
-    """Send one task per batch once the surrounding transaction commits (at once outside one)."""
+    """Send one task per batch once the surrounding transaction commits (at once outside one).
+
+    Without a broker inside ``workers.in_background()`` (a page saving a run), a thread generates them instead.
+    """
     from studyapp.tasks import generate_batch
 
     GenerationBatch.objects.filter(pk__in=batch_ids).update(queued=timezone.now())
+    if wants_background():
+        for batch_id in batch_ids:
+            generate_after_commit(batch_id)
+        return len(batch_ids)
     for batch_id in batch_ids:
         generate_batch.delay_on_commit(batch_id)
     return len(batch_ids)

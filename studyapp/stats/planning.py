@@ -119,6 +119,19 @@ def crossed_standard_error(
     return float(np.sqrt(variance)), float(max(df, 1.0))
 
 
+def crossed_half_width(
+    n_decided: float,
+    win_rate: float,
+    components: VarianceComponents,
+    design: CrossedDesign,
+    random_factors: Sequence[str] = FACTORS,
+    confidence_level: float = 0.95,
+) -> float:
+    """Half-width t_df · SE of the interval that ``n_decided`` decided answers in one cell give."""
+    se, df = crossed_standard_error(n_decided, win_rate, components, design, random_factors)
+    return float(sps.t.ppf(0.5 + check_level(confidence_level) / 2, df) * se)
+
+
 @dataclass(frozen=True)
 class WidthPlan:
     """Decided answers per comparison x question for a target interval half-width."""

@@ -7,6 +7,7 @@ to the text question; only the questions named there are scored. docs/study-setu
 import math
 import random
 import re
+from dataclasses import dataclass
 
 from studyapp.models import QUESTIONS, Concept, GeneratedImage, Pair, Study
 from studyapp.studies.check_images import corrupted_copy, grey_copy
@@ -23,7 +24,54 @@ _SHORT_BECAUSE = {
 
 
 def checks_per_rater(rate: float, quota: int) -> int:
-    return math.ceil(rate * quota - 1e-9)
+    """The one rounding rule for check counts: rate x quota to the nearest whole number, halves up.
+
+    Python's round() sends halves to the even number (round(0.5) == 0), which once made a study promise
+    one check in ten pairs and give none; the tolerance absorbs float error such as 0.15 * 10 = 1.4999....
+    """
+    return math.floor(rate * quota + 0.5 + 1e-9)
+
+
+def rater_check_counts(study: Study) -> tuple[int, int]:
+    """(gold, attention) slots in each rater's quota; the first slot is always regular, so they fit in the rest."""
+    room = max(study.pairs_per_rater - 1, 0)
+    gold = min(checks_per_rater(study.gold_rate, study.pairs_per_rater), room)
+    attention = min(checks_per_rater(study.attention_rate, study.pairs_per_rater), room - gold)
+    return gold, attention
+
+
+@dataclass(frozen=True)
+class RaterChecks:
+    """What each rater of the study is given, as the assignment engine will hand it out."""
+
+    quota: int
+    gold: int
+    attention: int
+    warnings: list[str]
+
+
+def rater_checks(study: Study) -> RaterChecks:
+    """The check pairs every rater gets: the scheduled slots, fewer where fewer pairs of the kind are built."""
+    scheduled = dict(zip(("gold", "attention"), rater_check_counts(study), strict=True))
+    rates = {"gold": study.gold_rate, "attention": study.attention_rate}
+    built = {
+        "gold": study.pairs.filter(kind=Pair.Kind.GOLD).count(),
+        "attention": study.pairs.filter(kind=Pair.Kind.ATTENTION).count(),
+    }
+    given, warnings = {}, []
+    for kind, slots in scheduled.items():
+        given[kind] = min(slots, built[kind])
+        if rates[kind] > 0 and slots == 0:
+            warnings.append(
+                f"{kind} rate {rates[kind]:g} x {study.pairs_per_rater} pairs rounds to 0: raters get no {kind} "
+                f"pairs (a rate of at least {0.5 / max(study.pairs_per_rater, 1):.3g} gives one)"
+            )
+        elif slots > built[kind]:
+            warnings.append(
+                f"only {built[kind]} {kind} pair(s) are built, so a rater gets {built[kind]}, not {slots}"
+                + (": build the pairs" if built[kind] == 0 else "")
+            )
+    return RaterChecks(study.pairs_per_rater, given["gold"], given["attention"], warnings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,8 +169,8 @@ class _ImageIndex:
 
 
 def gold_pairs(study: Study) -> tuple[list[Pair], list[str]]:
-    """Unsaved gold pairs, `checks_per_rater(gold_rate, pairs_per_rater)` of each question type where possible."""
-    wanted = checks_per_rater(study.gold_rate, study.pairs_per_rater)
+    """Unsaved gold pairs: as many of each question type as a rater gets gold pairs, where possible."""
+    wanted = rater_check_counts(study)[0]
     if wanted == 0:
         return [], []
     rng = random.Random(f"gold-{study.random_seed}")
@@ -150,7 +198,7 @@ def gold_pairs(study: Study) -> tuple[list[Pair], list[str]]:
 
 def attention_pairs(study: Study) -> list[Pair]:
     """A real study image against a plain grey square: the real image is the answer to all three questions."""
-    wanted = 2 * checks_per_rater(study.attention_rate, study.pairs_per_rater)
+    wanted = 2 * rater_check_counts(study)[1]
     if wanted == 0:
         return []
     rng = random.Random(f"attention-{study.random_seed}")

@@ -38,6 +38,7 @@ DESIGN_FIELDS = (
     "random_seed",
     "exclusion_rules",
     "fixed_factors",
+    "display_size",
 )
 STATE_MOVES = {
     Study.State.DRAFT: {Study.State.DRAFT, Study.State.PUBLISHED},

@@ -1,17 +1,30 @@
 """The rater's pages: entry links, consent and instructions, answering, refusals, CSRF and blinding."""
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
-from studyapp.models import Answer, Assignment, GeneratedImage, GenerationRun, Method, Rater
+from studyapp.catalog.display import normalised
+from studyapp.models import Answer, Assignment, GeneratedImage, GenerationRun, Method, Pair, Rater
 from studyapp.rating.admission import create_invites
-from tests.rating.factories import open_rater, published_study
+from tests.rating.factories import check_pair, open_rater, published_study
 
 pytestmark = pytest.mark.django_db
 ALL_ONE = {"text": "1", "image": "1", "overall": "1"}
+PID, PROLIFIC_STUDY, SESSION, SESSION_2 = "5f1a2b3c4d5e6f7a8b9c0d1e", "a" * 24, "c" * 24, "d" * 24
+
+
+def prolific_study(**fields):
+    return published_study(accept_prolific=True, prolific_study_id=PROLIFIC_STUDY, **fields)
+
+
+def prolific_link(study, pid=PID, session=SESSION):
+    return f"/s/{study.open_link_token}/?PROLIFIC_PID={pid}&STUDY_ID={PROLIFIC_STUDY}&SESSION_ID={session}"
 
 
 def home_url(rater):
@@ -43,21 +56,77 @@ class TestEntry:
         Client().get(f"/s/{study.open_link_token}/")
         assert Rater.objects.filter(study=study).count() == 2
 
-    def test_the_same_prolific_participant_is_one_rater(self, client):
-        study = published_study()
-        link = f"/s/{study.open_link_token}/?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e&STUDY_ID=st1&SESSION_ID="
-        first = client.get(link + "se1")
-        second = Client().get(link + "se2")  # another device, same participant
-        assert first["Location"] == second["Location"]
+    def test_a_prolific_participant_is_one_rater_resumed_only_in_their_own_browser(self, client):
+        study = prolific_study()
+        first = client.get(prolific_link(study))
+        again = client.get(prolific_link(study))
+        taken = Client().get(prolific_link(study, session=SESSION_2))  # someone else who knows the PID
+        assert first.status_code == again.status_code == 302 and first["Location"] == again["Location"]
+        assert taken.status_code == 403 and b"another browser" in taken.content
         rater = Rater.objects.get(study=study)
-        assert (rater.source, rater.external_id) == ("prolific", "5f1a2b3c4d5e6f7a8b9c0d1e")
-        assert (rater.prolific_study_id, rater.prolific_session_id) == ("st1", "se2")
+        assert (rater.source, rater.external_id) == ("prolific", PID)
+        assert (rater.prolific_study_id, rater.prolific_session_id) == (PROLIFIC_STUDY, SESSION)
 
-    def test_a_malformed_prolific_id_is_refused(self, client):
-        study = published_study()
-        response = client.get(f"/s/{study.open_link_token}/?PROLIFIC_PID=%3Cscript%3E")
-        assert response.status_code == 400
+    def test_another_session_of_the_same_participant_is_refused(self, client):
+        study = prolific_study()
+        client.get(prolific_link(study))
+        response = client.get(prolific_link(study, session=SESSION_2))
+        assert response.status_code == 403 and b"another Prolific session" in response.content
+
+    @pytest.mark.parametrize(
+        ("query", "status"),
+        [
+            ("PROLIFIC_PID=%3Cscript%3E&STUDY_ID=" + PROLIFIC_STUDY + "&SESSION_ID=" + SESSION, 400),
+            ("PROLIFIC_PID=" + PID + "&STUDY_ID=" + PROLIFIC_STUDY, 400),  # no session id
+            ("PROLIFIC_PID=" + PID[:-1] + "&STUDY_ID=" + PROLIFIC_STUDY + "&SESSION_ID=" + SESSION, 400),
+            ("PROLIFIC_PID=&STUDY_ID=&SESSION_ID=", 400),
+            ("PROLIFIC_PID=" + PID + "&STUDY_ID=" + "b" * 24 + "&SESSION_ID=" + SESSION, 403),  # another study
+        ],
+    )
+    def test_malformed_or_foreign_prolific_links_are_refused(self, client, query, status):
+        study = prolific_study()
+        response = client.get(f"/s/{study.open_link_token}/?{query}")
+        assert response.status_code == status
         assert not Rater.objects.exists()
+
+    def test_prolific_links_are_refused_when_the_study_does_not_use_prolific(self, client):
+        study = published_study()
+        response = client.get(prolific_link(study))
+        assert response.status_code == 403 and b"Prolific" in response.content
+        assert not Rater.objects.exists()
+
+    def test_with_the_open_link_off_a_bare_link_makes_no_rater_but_a_returning_one_resumes(self, client):
+        study = published_study()
+        first = client.get(f"/s/{study.open_link_token}/")
+        type(study).objects.filter(pk=study.pk).update(accept_open_link=False)
+        assert client.get(f"/s/{study.open_link_token}/")["Location"] == first["Location"]
+        refused = Client().get(f"/s/{study.open_link_token}/")
+        assert refused.status_code == 403 and b"invitation" in refused.content
+        assert Rater.objects.filter(study=study).count() == 1
+
+    def test_invite_codes_are_refused_when_invites_are_off(self, client):
+        study = published_study(accept_invites=False)
+        create_invites(study, ["alice-01"])
+        assert client.get(f"/s/{study.open_link_token}/?invite=alice-01").status_code == 403
+
+    def test_new_raters_per_address_and_minute_are_limited(self, settings):
+        settings.RATER_NEW_PER_ADDRESS_PER_MINUTE = 3
+        study = published_study()
+        replies = [Client().get(f"/s/{study.open_link_token}/") for _ in range(5)]
+        assert [reply.status_code for reply in replies] == [302, 302, 302, 429, 429]
+        assert replies[-1]["Retry-After"] == "60" and b"in a minute" in replies[-1].content
+        other = Client(REMOTE_ADDR="192.0.2.7").get(f"/s/{study.open_link_token}/")
+        assert other.status_code == 302  # another address has its own allowance
+        assert Rater.objects.filter(study=study).count() == 4
+        assert "192.0.2.7" not in set(Rater.objects.values_list("admitted_from", flat=True))
+
+    def test_raters_at_once_are_limited_per_study(self, settings):
+        settings.RATER_MAX_ACTIVE = 2
+        study = published_study()
+        replies = [Client().get(f"/s/{study.open_link_token}/") for _ in range(3)]
+        assert [reply.status_code for reply in replies] == [302, 302, 429]
+        Rater.objects.filter(study=study).update(completed=timezone.now())  # finished raters free their places
+        assert Client().get(f"/s/{study.open_link_token}/").status_code == 302
 
     def test_an_invite_code_leads_to_its_rater_and_an_unknown_code_is_refused(self, client):
         study = published_study()
@@ -260,18 +329,31 @@ class TestBlinding:
             assert re.fullmatch(r"/i/[A-Za-z0-9_-]{20,}/[12]|/p/[A-Za-z0-9_-]{20,}", url), url
             response = client.get(url)
             assert response.status_code == 200
-            assert response["Content-Type"] == "image/png"
+            pair_image = url.startswith("/i/")
+            assert response["Content-Type"] == ("image/jpeg" if pair_image else "image/png")
             assert "Content-Disposition" not in response
             assert "max-age" in response["Cache-Control"] and "private" in response["Cache-Control"]
-            assert b"".join(response.streaming_content)[:4] == b"\x89PNG"
+            assert b"".join(response.streaming_content)[:4] == (b"\xff\xd8\xff\xe0" if pair_image else b"\x89PNG")
 
     def test_image_1_is_the_left_image_of_this_assignment(self, client):
-        rater = open_rater(published_study())
+        rater = open_rater(published_study(display_size=64))
         token = current_token(client, rater)
         assignment = Assignment.objects.select_related("pair__image_a", "pair__image_b").get(token=token)
         left = b"".join(client.get(f"/i/{token}/1").streaming_content)
         expected = assignment.pair.image_a if assignment.left_is_a else assignment.pair.image_b
-        assert left == expected.file.open("rb").read()
+        assert left == normalised(expected.file.open("rb").read(), 64)
+
+    def test_check_pairs_are_served_like_every_other_pair(self, client):
+        study = published_study(display_size=64, pairs_per_rater=3)
+        gold = check_pair(study, Pair.Kind.GOLD, {"overall": "a"})
+        rater = open_rater(study)
+        assignment = Assignment.objects.create(
+            rater=rater, pair=gold, position=1, left_is_a=True, expires=timezone.now() + timedelta(minutes=5)
+        )
+        response = client.get(f"/i/{assignment.token}/2")
+        assert response["Content-Type"] == "image/jpeg"
+        with Image.open(io.BytesIO(b"".join(response.streaming_content))) as image:
+            assert (image.format, image.size) == ("JPEG", (64, 64))
 
     def test_unknown_image_tokens_are_not_found(self, client):
         assert client.get("/i/nothing-here/1").status_code == 404
