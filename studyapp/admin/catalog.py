@@ -132,7 +132,9 @@ class MethodForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
-        method = Method(kind=data.get("kind"), sampler=data.get("sampler") or "", params=data.get("params"))
+        method = Method(
+            kind=data.get("kind"), sampler=data.get("sampler") or "", params=data.get("params"), steps=data.get("steps")
+        )
         validate_method(method)  # its ValidationError names the field, so the form shows it there
         data["params"] = method.params
         return data
