@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -279,7 +280,9 @@ class Recorder:
 
 def enter_study(port: int, link: str, cookies: dict) -> tuple[str, str]:
     """Entry link, consent and instructions; returns the rater's page and the HTML of their first pair."""
-    _, headers, _ = request(port, "GET", f"/s/{link}/", cookies=cookies)
+    status, headers, _ = request(port, "GET", f"/s/{link}/", cookies=cookies)
+    if status != 302:
+        raise RuntimeError(f"entry: {status}")
     home = headers["Location"]
     _, _, page = request(port, "GET", home, cookies=cookies)
     csrf = CSRF.search(page.decode()).group(1)
@@ -300,7 +303,12 @@ def run_rater(
     cookies: dict = {}
     if think:
         time.sleep(rng.uniform(0, think))  # arrivals spread over the first think time
-    home, first_page = enter_study(port, link, cookies)
+    try:
+        home, first_page = enter_study(port, link, cookies)
+    except (OSError, RuntimeError) as exc:
+        with recorder.lock:
+            recorder.errors[str(exc) if isinstance(exc, RuntimeError) else f"entry: {type(exc).__name__}"] += 1
+        return
     loop = page_loop if path == "page" else json_loop
     loop(port, home, first_page, deadline, think, images, recorder, rng, cookies)
 
@@ -466,6 +474,60 @@ def count_queries(study) -> dict:
     }
 
 
+def cpu_in_process(study, pairs: int = 120) -> dict:
+    """Median CPU ms of each request, Django test client in this process (Postgres's share not included).
+
+    Steadier than loop rates on a shared machine: other processes slow this one down but hardly change
+    how much CPU a request needs. A loop is a pair: page path = next pair + 2 images + submit; json path =
+    2 images + submit + next pair.
+    """
+    from django.test import Client
+
+    def rater():
+        client = Client()
+        home = client.get(f"/s/{study.open_link_token}/")["Location"]
+        client.post(f"{home}consent", {"consent": "yes"})
+        client.post(f"{home}start")
+        return client, home, client.get(home).content.decode()
+
+    def timed(kind, call, *args):
+        started = time.process_time()
+        response = call(*args)
+        if getattr(response, "streaming", False):
+            b"".join(response.streaming_content)
+        cpu[kind].append((time.process_time() - started) * 1000)
+        return response
+
+    cpu = defaultdict(list)
+    answer = {"text": "1", "image": "2", "overall": "0"}
+    client, home, page = rater()
+    for index in range(pairs):
+        if index % 60 == 59:  # well inside the quota of 80
+            client, home, page = rater()
+        page = timed("next pair", client.get, home).content.decode()
+        for image in PAIR_IMAGE.findall(page):
+            timed("image", client.get, image)
+        token = TOKEN.search(page).group(1)
+        timed("submit", client.post, f"{home}answer", {"assignment": token, **answer})
+    client, home, page = rater()
+    token = TOKEN.search(page).group(1)
+    for index in range(pairs):
+        if index % 60 == 59:
+            client, home, page = rater()
+            token = TOKEN.search(page).group(1)
+        reply = timed("submit + next pair", client.post, f"{home}answer.json", {"assignment": token, **answer})
+        token = reply.json()["assignment"]
+    median = {kind: round(statistics.median(values), 2) for kind, values in cpu.items()}
+    page_loop = median["next pair"] + 2 * median["image"] + median["submit"]
+    json_loop = 2 * median["image"] + median["submit + next pair"]
+    return {
+        "median_ms": median,
+        "page_loop_ms": round(page_loop, 2),
+        "json_loop_ms": round(json_loop, 2),
+        "ratio_page_to_json": round(page_loop / json_loop, 2),
+    }
+
+
 def explain_claim(study) -> str:
     """The plan of the engine's own claim query, for a rater who has answered a few pairs."""
     from django.db import transaction
@@ -491,6 +553,8 @@ def main() -> int:
         "DATABASE_URL": database,
         "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
         "DEBUG": "0",
+        # Production settings need a key; one per run serves the server and the in-process counts alike.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + secrets.token_urlsafe(40),
         # Every simulated rater arrives from loopback at once: lift the admission limits meant for the public.
         "RATER_NEW_PER_ADDRESS_PER_MINUTE": "0",
         "RATER_MAX_ACTIVE": "0",
@@ -502,6 +566,8 @@ def main() -> int:
     print(f"study {study.slug}: {study.pairs.count()} pairs, seeded in {time.monotonic() - started:.1f} s")
     queries = count_queries(study)
     print("SQL statements per request:", json.dumps(queries))
+    cpu = cpu_in_process(study)
+    print("Django CPU per request, in-process:", json.dumps(cpu))
     plan = explain_claim(study)
     print("claim query plan:\n  " + plan.replace("\n", "\n  "))
     from django.db import connection
@@ -512,7 +578,13 @@ def main() -> int:
     config = f"gunicorn {'gthread' if args.threads > 1 else 'sync'} x{args.workers}" + (
         f" x{args.threads} threads" if args.threads > 1 else ""
     )
-    results = {"server": config, "pairs": args.pairs, "queries": queries, "claim_plan": plan.splitlines()}
+    results = {
+        "server": config,
+        "pairs": args.pairs,
+        "queries": queries,
+        "cpu_in_process": cpu,
+        "claim_plan": plan.splitlines(),
+    }
     try:
         images = not args.no_images
         measured = (server.pid, urlparse(database).path.lstrip("/"))

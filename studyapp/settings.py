@@ -209,5 +209,3 @@ SERVE_MEDIA = env_bool("SERVE_MEDIA", default=DEBUG)
 RATER_NEW_PER_ADDRESS_PER_MINUTE = env_int("RATER_NEW_PER_ADDRESS_PER_MINUTE", 20, minimum=0)
 RATER_MAX_ACTIVE = env_int("RATER_MAX_ACTIVE", 500, minimum=0)
 RATER_IDLE_SECONDS = env_int("RATER_IDLE_SECONDS", 300, minimum=1)
-# Behind a reverse proxy, a client's address is the last entry of X-Forwarded-For.
-BEHIND_PROXY = env_bool("BEHIND_PROXY", default=False)

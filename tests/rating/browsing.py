@@ -1,4 +1,4 @@
-"""Helpers of the browser tests: walking a rater to the rating page, and where things are on screen."""
+"""Shared steps of the browser tests: walking a rater to the rating page, and where things are on screen."""
 
 from playwright.sync_api import Page, expect
 

@@ -2,7 +2,7 @@
 
 from django.core.files.base import ContentFile
 
-from studyapp.models import Pair, Rater, ReferenceImage, Study
+from studyapp.models import GeneratedImage, Pair, Rater, ReferenceImage, Study
 from studyapp.rating.answers import submit_answer
 from studyapp.rating.assignment import claim_leases
 from studyapp.studies.pairs import build_pairs
@@ -37,19 +37,29 @@ def add_references(concept_id: int, count: int = 2) -> None:
 
 
 def check_pair(study: Study, kind: str, expected: dict) -> Pair:
-    """A gold or attention pair built from one of the study's regular pairs' images."""
+    """A gold or attention pair of two images of its own, about one of the study's regular pairs' slot.
+
+    Its images are new rows (as the corrupted copies and grey squares of real check pairs are), so
+    showing it never repeats an image of a regular pair.
+    """
     source = study.pairs.filter(kind=Pair.Kind.REGULAR).order_by("id").first()
+    copies = [_copy_of(image) for image in (source.image_a, source.image_b)]
     return Pair.objects.create(
         study=study,
         kind=kind,
-        image_a=source.image_a,
-        image_b=source.image_b,
+        image_a=copies[0],
+        image_b=copies[1],
         concept=source.concept,
         prompt=source.prompt,
         seed_index=source.seed_index,
         target_ratings=1,
         expected=expected,
     )
+
+
+def _copy_of(image: GeneratedImage) -> GeneratedImage:
+    free_seed = 1000 + GeneratedImage.objects.filter(run=image.run).count()
+    return factories.generated_image(image.run, image.concept, image.prompt, seed_index=free_seed)
 
 
 def open_rater(study: Study, name: str = "r1", ready: bool = True) -> Rater:

@@ -12,6 +12,7 @@ from PIL import Image
 from studyapp.catalog.display import normalised
 from studyapp.models import Answer, Assignment, GeneratedImage, GenerationRun, Method, Pair, Rater
 from studyapp.rating.admission import create_invites
+from studyapp.rating.assignment import claim_leases
 from tests.rating.factories import check_pair, open_rater, published_study
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,17 @@ class TestEntry:
         assert Rater.objects.filter(study=study).count() == 4
         assert "192.0.2.7" not in set(Rater.objects.values_list("admitted_from", flat=True))
 
+    def test_behind_the_proxy_the_address_is_the_one_it_appended(self, settings):
+        settings.RATER_NEW_PER_ADDRESS_PER_MINUTE, settings.BEHIND_PROXY = 1, True
+        study = published_study()
+
+        def visit(forwarded: str) -> int:
+            return Client(HTTP_X_FORWARDED_FOR=forwarded).get(f"/s/{study.open_link_token}/").status_code
+
+        assert visit("198.51.100.1") == 302
+        assert visit("203.0.113.9, 198.51.100.1") == 429  # a forged first entry does not make a new address
+        assert visit("198.51.100.2") == 302
+
     def test_raters_at_once_are_limited_per_study(self, settings):
         settings.RATER_MAX_ACTIVE = 2
         study = published_study()
@@ -219,6 +231,19 @@ class TestFlow:
         Rater.objects.filter(pk=rater.pk).update(screened_out=timezone.now())
         response = client.get(home_url(rater))
         assert response["Location"].endswith("cc=OUT")
+
+    def test_a_rater_mid_study_waits_while_others_hold_the_last_pairs_and_is_not_completed(self, client):
+        study = published_study(seeds=2, ratings_per_pair=1, pairs_per_rater=4)  # four pairs, one rating each
+        rater = open_rater(study, "mid")
+        post_answer(client, rater, current_token(client, rater))
+        client.get(home_url(rater))  # holds the pair on screen and the next one
+        claim_leases(open_rater(study, "holder"))  # takes the one pair nobody holds
+        for _ in range(2):
+            post_answer(client, rater, current_token(client, rater))
+        page = client.get(home_url(rater))
+        assert page.status_code == 503 and b"One moment" in page.content
+        rater.refresh_from_db()
+        assert rater.completed is None and Answer.objects.filter(rater=rater).count() == 3
 
 
 class TestSubmit:
