@@ -1,13 +1,13 @@
 """The one denoising loop every sampler runs on.
 
 Per step: let the sampler's run hooks make any extra model calls (ProFusion's fusion), ask the sampler
-(its step windows rescaled to this run's steps) which branches it needs, concatenate exactly those
-inputs along the batch axis, make one UNet call, split the output by branch, let the sampler combine,
-take a DDIM step (eta = 0) on every trajectory the step produced a prediction for. Attention
-processors (Masked, Photoswap) are the hooks' business: the loop installs them for the run and tells
-them each call's batch layout, without knowing which sampler it runs (``generation.samplers.core``
-describes the protocol). Initial noise is drawn per image on a CPU generator seeded by
-``generation.seeds.seed_for``, so an image does not depend on its batch, its batch size or the device.
+which branches it needs, concatenate exactly those inputs along the batch axis, make one UNet call,
+split the output by branch, let the sampler combine, take a DDIM step (eta = 0) on every trajectory
+the step produced a prediction for. Attention processors (Masked, Photoswap) are the hooks' business:
+the loop installs them for the run and tells them each call's batch layout, without knowing which
+sampler it runs (``generation.samplers.core`` describes the protocol). Initial noise is drawn per image
+on a CPU generator seeded by ``generation.seeds.seed_for``, so an image does not depend on its batch,
+its batch size or the device.
 """
 
 from __future__ import annotations

@@ -42,17 +42,6 @@ def run_sampler(tiny_pipeline):
     return run
 
 
-@pytest.fixture(scope="session")
-def tiny_encoders_dir(tmp_path_factory):
-    """The tiny CLIP (``clip/``) and DINO (``dino/``), built once per session."""
-    from generation.tiny import save_tiny_clip, save_tiny_dino
-
-    folder = tmp_path_factory.mktemp("tiny-encoders")
-    save_tiny_clip(folder)
-    save_tiny_dino(folder)
-    return folder
-
-
 @pytest.fixture
 def unet_calls(tiny_pipeline):
     """The batch size of every call of the tiny pipeline's UNet during the test, counted at the model itself."""
@@ -64,3 +53,14 @@ def unet_calls(tiny_pipeline):
     handle = tiny_pipeline.unet.register_forward_pre_hook(count, with_kwargs=True)
     yield sizes
     handle.remove()
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders_dir(tmp_path_factory):
+    """The tiny CLIP (``clip/``) and DINO (``dino/``), built once per session."""
+    from generation.tiny import save_tiny_clip, save_tiny_dino
+
+    folder = tmp_path_factory.mktemp("tiny-encoders")
+    save_tiny_clip(folder)
+    save_tiny_dino(folder)
+    return folder
