@@ -1,8 +1,10 @@
 """Generation throughput: images/s and UNet evaluations per image for every sampler.
 
-Compares each sampler of ``generation.loop`` with plain diffusers ``StableDiffusionPipeline`` (Base,
-CFG 7.0) on the same pipeline object, the same starting latents and the same number of steps, in one
-process. On CPU it uses the offline tiny model; with ``--device cuda`` it builds an SD-2-base-sized
+Compares each sampler of ``generation.loop`` with the path the paper's reference code takes (float32,
+every branch at every step: three for the weighted samplers, four for Photoswap, five for ProFusion
+with R = 1; ``build_sampler(..., paper_batching=True)``) and with plain diffusers
+``StableDiffusionPipeline`` (Base, CFG 7.0), on the same starting latents and the same number of
+steps, in one process. On CPU it uses the offline tiny model; with ``--device cuda`` it builds an SD-2-base-sized
 pipeline from configs (random weights: cost does not depend on values) in float16.
 
     python bench/generation.py                      # CPU, tiny model
@@ -100,15 +102,22 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def sampler_runner(pipeline, name, seeds, steps):
+def sampler_runner(pipeline, name, seeds, steps, paper_batching=False):
     """A zero-argument function that runs one batch of the sampler; returns evaluations per image."""
     from generation.loop import sample_batch
     from generation.prompts import build_prompts
     from generation.samplers import build_sampler
 
-    sampler = build_sampler(name, {})
+    sampler = build_sampler(name, {}, paper_batching=paper_batching)
     prompts = build_prompts(TEMPLATE, "sks", "dog")
     return lambda steps=steps: sample_batch(pipeline, sampler, prompts, seeds, steps=steps).unet_evaluations
+
+
+DIFFUSERS = "diffusers StableDiffusionPipeline (base)"
+
+
+def paper_label(name: str) -> str:
+    return f"{name} (paper-code path)"
 
 
 def diffusers_runner(pipeline, seeds, steps):
@@ -163,20 +172,25 @@ def main(argv=None) -> int:
 
     if args.device.startswith("cuda"):
         pipeline = sd2_base_pipeline(getattr(torch, args.dtype))
+        paper_pipeline = sd2_base_pipeline(torch.float32)
+        paper_pipeline.unet.load_state_dict(pipeline.unet.state_dict())
         device_name = torch.cuda.get_device_name()
-        model = f"SD-2-base-sized UNet from config, random weights, {args.dtype}"
+        model = f"SD-2-base-sized UNet from config, random weights, {args.dtype} (paper-code path float32)"
     else:
-        pipeline = tiny_pipeline()
+        pipeline = paper_pipeline = tiny_pipeline()
         device_name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
         model = "offline tiny model (64 px, 8x8 latents), float32"
     names = SAMPLER_NAMES if args.samplers == "all" else tuple(args.samplers.split(","))
     seeds = [seed_for(TEMPLATE, index) for index in range(args.images)]
 
-    runners = {"diffusers StableDiffusionPipeline (base)": diffusers_runner(pipeline, seeds, args.steps)}
-    runners.update({name: sampler_runner(pipeline, name, seeds, args.steps) for name in names})
+    runners = {DIFFUSERS: diffusers_runner(pipeline, seeds, args.steps)}
+    for name in names:
+        runners[name] = sampler_runner(pipeline, name, seeds, args.steps)
+        runners[paper_label(name)] = sampler_runner(paper_pipeline, name, seeds, args.steps, paper_batching=True)
+    timed = time_round_robin(runners, args.device, args.repeats)
     rows = [
         {"sampler": name, "seconds": seconds, "images_per_s": args.images / seconds, "evaluations_per_image": evals}
-        for name, (seconds, evals) in time_round_robin(runners, args.device, args.repeats).items()
+        for name, (seconds, evals) in timed.items()
     ]
 
     print(f"device: {device_name}; model: {model}")
@@ -184,11 +198,13 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}; {args.images} images per batch, {args.steps} steps, "
         f"fastest of {args.repeats} interleaved runs"
     )
-    print(f"{'sampler':<42} {'images/s':>9} {'s/image':>9} {'UNet evals/image':>17}")
+    print(f"{'sampler':<42} {'images/s':>9} {'s/image':>9} {'UNet evals/image':>17} {'vs paper code':>14}")
     for row in rows:
+        paper = timed.get(paper_label(row["sampler"]))
+        speedup = f"{paper[0] / row['seconds']:.2f}x" if paper else ""
         print(
             f"{row['sampler']:<42} {row['images_per_s']:>9.2f} {row['seconds'] / args.images:>9.3f} "
-            f"{row['evaluations_per_image']:>17}"
+            f"{row['evaluations_per_image']:>17} {speedup:>14}"
         )
     if args.json:
         args.json.write_text(

@@ -108,7 +108,7 @@ class GeneratedSample:
 
 def check_request(request: GenerationRequest) -> dict:
     """Validate everything that can be checked without loading a model; return the full parameters."""
-    params = validate_params(request.sampler, request.params)
+    params = validate_params(request.sampler, request.params, request.steps)
     check_template(request.prompt_template)
     build_prompts(request.prompt_template, request.concept_token, request.superclass)
     check_steps(request.steps)

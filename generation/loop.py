@@ -181,6 +181,7 @@ def sample_batch(
     import torch
 
     check_steps(steps)
+    sampler = sampler.for_steps(steps)  # step windows count steps of the sampler's schedule, not of this run
     with _run_lock(pipeline), torch.inference_mode():
         run = _Run(pipeline, sampler, prompts, seeds, steps, speed or SpeedOptions())
         hooks = sampler.run_hooks(run)

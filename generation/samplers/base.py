@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generation.samplers.core import CONCEPT, UNCOND, GuidanceOutput, Sampler, guidance_weight, guided
+from generation.samplers.core import CONCEPT, UNCOND, Sampler, guidance_weight
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,7 @@ class BaseSampler(Sampler):
     equation = "eps = eps_u + w (eps_c - eps_u)"
     cost = "2 per step"
     sweep_preset = [{"w": w} for w in (3.0, 5.0, 7.0, 9.0)]
+    full_branches = (UNCOND, CONCEPT)
 
-    def branches(self, step):
-        return (UNCOND, CONCEPT)
-
-    def combine(self, step, preds, mask=None):
-        return GuidanceOutput(guided(preds[UNCOND], preds[CONCEPT], self.params.w), preds)
+    def weights(self, step):
+        return {CONCEPT: self.params.w}

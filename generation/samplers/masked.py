@@ -11,28 +11,32 @@ from generation.prompts import phrase_span
 from generation.samplers.core import (
     CONCEPT,
     SUPERCLASS,
-    UNCOND,
     GuidanceOutput,
     RunContext,
     RunHooks,
     Sampler,
     guidance_weight,
-    guided,
+    optional_guidance_weight,
     parameter,
     step_window,
+    weighted_branches,
+    weighted_guidance,
+    window_schedule,
 )
-from generation.samplers.mixed import mixed_guidance
 
 
 @dataclass(frozen=True)
 class MaskedParams:
-    t_sw: int = step_window(3, "number of initial steps that use (w_c0, w_s0) everywhere, before the mask applies")
+    t_sw: int = step_window(
+        3, "number of initial steps (of window_steps) that use (w_c0, w_s0) everywhere, before the mask applies"
+    )
     w_c0: float = guidance_weight(0.0, "concept guidance during the first t_sw steps (w_c^0)")
     w_s0: float = guidance_weight(7.0, "superclass guidance during the first t_sw steps (w_s^0)")
     w_c: float = guidance_weight(3.5, "concept guidance inside the mask")
     w_s: float = guidance_weight(3.5, "superclass guidance inside the mask")
-    w: float = guidance_weight(7.0, "superclass guidance outside the mask")
+    w: float | None = optional_guidance_weight("superclass guidance outside the mask; null: w_c + w_s, as eq. (10)")
     q: float = parameter(0.7, "quantile of the attention map above which a latent pixel is in the mask", 0.0, 1.0)
+    window_steps: int = window_schedule()
 
 
 class MaskedSampler(Sampler):
@@ -42,10 +46,12 @@ class MaskedSampler(Sampler):
     i >= t_sw: eps = M [eps_u + w_c (eps_c - eps_u) + w_s (eps_s - eps_u)] + (1 - M) [eps_u + w (eps_s - eps_u)],
 
     where M marks the latent pixels whose superclass-word cross-attention A (superclass branch, averaged
-    over heads and layers, same forward pass) is at or above its q-quantile. SD-2 defaults t_sw = 3,
-    (w_c^0, w_s^0) = (0, 7), w_c = w_s = 3.5, w = 7, q = 0.7. With t_sw = 0 and q = 0 (an all-ones mask)
-    it is Mixed. The reference code switches the inside expression to eps_u + w (eps_c - eps_u) when w_c
-    or w_s is zero; this one keeps the equation as written. 3 evaluations per step.
+    over heads and layers, same forward pass) is at or above its q-quantile, and w = w_c + w_s unless
+    set (eq. (10) and the reference code). SD-2 defaults t_sw = 3 of 50 steps, (w_c^0, w_s^0) = (0, 7),
+    w_c = w_s = 3.5, q = 0.7. With t_sw = 0 and q = 0 (an all-ones mask) it is Mixed. The reference code
+    switches the inside expression to eps_u + w (eps_c - eps_u) when w_c or w_s is zero; this one keeps
+    the equation as written. 3 evaluations per step; before t_sw a zero w_c^0 or w_s^0 skips its
+    branch, and after it a zero w_c skips the concept branch (the superclass branch gives the mask).
     """
 
     name = "masked"
@@ -54,30 +60,38 @@ class MaskedSampler(Sampler):
     equation = (
         "i < t_sw: eps = eps_u + w_c0 (eps_c - eps_u) + w_s0 (eps_s - eps_u); "
         "i >= t_sw: eps = M [eps_u + w_c (eps_c - eps_u) + w_s (eps_s - eps_u)] + (1 - M)[eps_u + w (eps_s - eps_u)], "
-        "M = A >= quantile_q(A)"
+        "M = A >= quantile_q(A), w = w_c + w_s unless set"
     )
-    cost = "3 per step"
-    sweep_preset = [{"q": q, "t_sw": t} for t in (3, 7) for q in (0.5, 0.6, 0.7, 0.8, 0.9)]
+    cost = "3 per step (2 before t_sw with the default w_c0 = 0)"
+    # The paper's Section 4 grid.
+    sweep_preset = [{"q": q} for q in (0.3, 0.5, 0.7, 0.9)]
 
-    def branches(self, step):
-        return (UNCOND, CONCEPT, SUPERCLASS)
+    @property
+    def outside_weight(self) -> float:
+        p = self.params
+        return p.w_c + p.w_s if p.w is None else p.w
 
     def needs_mask(self, step: int) -> bool:
         """Whether step i's combine needs the cross-attention mask."""
         return step >= self.params.t_sw
+
+    def needed_branches(self, step):
+        p = self.params
+        if not self.needs_mask(step):
+            return weighted_branches({CONCEPT: p.w_c0, SUPERCLASS: p.w_s0})
+        return weighted_branches({CONCEPT: p.w_c, SUPERCLASS: 1.0})  # the mask comes from the superclass branch
 
     def run_hooks(self, run: RunContext) -> RunHooks:
         return _MaskCapture(self, run)
 
     def combine(self, step, preds, mask=None):
         p = self.params
-        u, c, s = preds[UNCOND], preds[CONCEPT], preds[SUPERCLASS]
-        if step < p.t_sw:
-            return GuidanceOutput(mixed_guidance(u, c, s, p.w_c0, p.w_s0), preds)
+        if not self.needs_mask(step):
+            return GuidanceOutput(weighted_guidance(preds, {CONCEPT: p.w_c0, SUPERCLASS: p.w_s0}), preds)
         if mask is None:
             raise ParameterError(f"masked: step {step}: expected a mask for steps >= t_sw={p.t_sw}, got None")
-        inside = mixed_guidance(u, c, s, p.w_c, p.w_s)
-        outside = guided(u, s, p.w)
+        inside = weighted_guidance(preds, {CONCEPT: p.w_c, SUPERCLASS: p.w_s})
+        outside = weighted_guidance(preds, {SUPERCLASS: self.outside_weight})
         return GuidanceOutput(mask * inside + (1 - mask) * outside, preds)
 
 

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generation.samplers.core import (
-    CONCEPT,
-    SUPERCLASS,
-    UNCOND,
-    GuidanceOutput,
-    Sampler,
-    guidance_weight,
-    guided,
-    step_window,
-)
-from generation.samplers.mixed import mixed_guidance
+from generation.samplers.core import CONCEPT, SUPERCLASS, Sampler, guidance_weight, step_window, window_schedule
 
 
 @dataclass(frozen=True)
 class MultistageParams:
     w_c: float = guidance_weight(4.0, "concept guidance after the switch")
     w_s: float = guidance_weight(3.0, "superclass guidance after the switch")
-    t_sw: int = step_window(10, "number of initial steps guided by the superclass prompt alone, with scale w_c + w_s")
+    t_sw: int = step_window(
+        10, "number of initial steps (of window_steps) guided by the superclass prompt alone, with scale w_c + w_s"
+    )
+    window_steps: int = window_schedule()
 
 
 class MultistageSampler(Sampler):
@@ -30,8 +23,8 @@ class MultistageSampler(Sampler):
     i < t_sw:  eps = eps_u + (w_c + w_s)(eps_s - eps_u)
     i >= t_sw: eps = eps_u + w_c (eps_c - eps_u) + w_s (eps_s - eps_u)
 
-    The first phase keeps the total guidance w_c + w_s. SD-2 defaults w_c = 4, w_s = 3, t_sw = 10;
-    t_sw = 0 is Mixed. 2 evaluations per step before t_sw, 3 after.
+    The first phase keeps the total guidance w_c + w_s. SD-2 defaults w_c = 4, w_s = 3, t_sw = 10 of 50
+    steps; t_sw = 0 is Mixed. 2 evaluations per step before t_sw, 3 after (2 if w_c or w_s is 0).
     """
 
     name = "multistage"
@@ -44,11 +37,8 @@ class MultistageSampler(Sampler):
     cost = "2 per step for the first t_sw steps, then 3"
     sweep_preset = [{"w_s": w_s, "w_c": 7.0 - w_s, "t_sw": t} for t in (5, 10, 15) for w_s in (1.0, 2.0, 3.0, 4.0)]
 
-    def branches(self, step):
-        return (UNCOND, SUPERCLASS) if step < self.params.t_sw else (UNCOND, CONCEPT, SUPERCLASS)
-
-    def combine(self, step, preds, mask=None):
+    def weights(self, step):
         p = self.params
         if step < p.t_sw:
-            return GuidanceOutput(guided(preds[UNCOND], preds[SUPERCLASS], p.w_c + p.w_s), preds)
-        return GuidanceOutput(mixed_guidance(preds[UNCOND], preds[CONCEPT], preds[SUPERCLASS], p.w_c, p.w_s), preds)
+            return {SUPERCLASS: p.w_c + p.w_s}
+        return {CONCEPT: p.w_c, SUPERCLASS: p.w_s}

@@ -11,6 +11,7 @@ from generation.prompts import phrase_span
 from generation.samplers.core import (
     CONCEPT,
     MAIN,
+    SUPERCLASS,
     SWAP,
     SWAP_SUPERCLASS,
     SWAP_UNCOND,
@@ -19,23 +20,34 @@ from generation.samplers.core import (
     RunContext,
     RunHooks,
     Sampler,
+    choice,
     guidance_weight,
-    guided,
-    parameter,
     step_window,
+    weighted_branches,
+    weighted_guidance,
+    window_schedule,
 )
+
+# How the superclass prompt's cross-attention columns map onto the concept prompt's.
+INDEX = "index"  # column k gets column k, as the reference code copies them (shifted by one after "sks")
+TEMPLATE = "template"  # by template position; the placeholder and the word share the word's map, renormalised
+TOKEN_ALIGNMENTS = (INDEX, TEMPLATE)
 
 
 @dataclass(frozen=True)
 class PhotoswapParams:
-    t_sf: int = step_window(5, "steps during which self-attention features are swapped in (t_SF)")
-    t_cm: int = step_window(15, "steps during which cross-attention maps are swapped in (t_CM)")
-    t_sm: int = step_window(20, "steps during which self-attention maps are swapped in (t_SM)")
+    t_sf: int = step_window(5, "steps (of window_steps) during which self-attention features are swapped in (t_SF)")
+    t_cm: int = step_window(15, "steps (of window_steps) during which cross-attention maps are swapped in (t_CM)")
+    t_sm: int = step_window(20, "steps (of window_steps) during which self-attention maps are swapped in (t_SM)")
     w_c: float = guidance_weight(7.0, "guidance of the concept trajectory")
     w_s: float = guidance_weight(7.0, "guidance of the superclass trajectory")
-    align_tokens: bool = parameter(
-        True, "map cross-attention columns by template position (false: copy index by index, as the reference code)"
+    token_alignment: str = choice(
+        INDEX,
+        "how superclass cross-attention columns map onto the concept prompt: index (column by column, as the "
+        "reference code) or template (by template position, placeholder and word share the word's map)",
+        TOKEN_ALIGNMENTS,
     )
+    window_steps: int = window_schedule()
 
 
 @dataclass(frozen=True)
@@ -54,13 +66,15 @@ class SwapFlags:
 class PhotoswapSampler(Sampler):
     """Photoswap (Gu et al., arXiv 2305.18286) as a personalized sampler in Soboleva et al. (arXiv 2502.05895).
 
-    Both trajectories start from the same noise; each step evaluates [u on x^c | p_c on x^c | u on x^s |
-    p_s on x^s]. In the concept branch, self-attention features (i < t_SF), self-attention maps
-    (i < t_SM) and cross-attention maps (i < t_CM) are replaced by the superclass branch's. Guidance:
-    eps^c = eps_u^c + w_c (eps_c - eps_u^c), eps^s = eps_u^s + w_s (eps_s - eps_u^s). Cross-attention
-    columns are mapped by template position, so the extra concept token does not shift later tokens.
-    SD-2 defaults t_SF = 5, t_CM = 15, t_SM = 20, w_c = w_s = 7; with all windows 0 the concept
-    trajectory is Base. 4 evaluations per step.
+    Both trajectories start from the same noise; while a swap window is open each step evaluates
+    [u on x^c | p_c on x^c | u on x^s | p_s on x^s]. In the concept branch, self-attention features
+    (i < t_SF), self-attention maps (i < t_SM) and cross-attention maps (i < t_CM) are replaced by the
+    superclass branch's. Guidance: eps^c = eps_u^c + w_c (eps_c - eps_u^c), eps^s = eps_u^s + w_s
+    (eps_s - eps_u^s). Cross-attention columns are copied index by index, as the reference code does,
+    unless ``token_alignment`` says otherwise. SD-2 defaults t_SF = 5, t_CM = 15, t_SM = 20 of 50
+    steps, w_c = w_s = 7; with all windows 0 the concept trajectory is Base. 4 evaluations per step
+    while a window is open; after the last one the superclass trajectory has nothing left to give and
+    is dropped, 2 per step (140 per image at 50 steps with the defaults, against the reference's 200).
     """
 
     name = "photoswap"
@@ -71,30 +85,35 @@ class PhotoswapSampler(Sampler):
         "concept branch takes self-attention features (i < t_SF), self-attention maps (i < t_SM) and "
         "cross-attention maps (i < t_CM) from the superclass branch"
     )
-    cost = "4 per step"
+    cost = "4 per step until the last swap window closes, then 2"
+    # The paper's Section 4 grid of (t_SF, t_CM, t_SM).
     sweep_preset = [
-        {"t_sf": t_sf, "t_cm": t_cm, "t_sm": t_sm}
-        for t_sf, t_cm, t_sm in ((0, 10, 10), (5, 15, 20), (5, 20, 25), (10, 25, 30))
+        {"t_sf": t_sf, "t_cm": t_cm, "t_sm": t_sm} for t_sf, t_cm, t_sm in ((1, 10, 15), (5, 15, 20), (10, 20, 25))
     ]
     trajectories = (MAIN, SWAP)
-
-    def branches(self, step):
-        return (UNCOND, CONCEPT, SWAP_UNCOND, SWAP_SUPERCLASS)
+    full_branches = (UNCOND, CONCEPT, SWAP_UNCOND, SWAP_SUPERCLASS)
 
     def swap_flags(self, step: int) -> SwapFlags:
         p = self.params
         return SwapFlags(self_features=step < p.t_sf, self_maps=step < p.t_sm, cross_maps=step < p.t_cm)
+
+    def needed_branches(self, step):
+        # The superclass trajectory only feeds the concept branch's attention, which a zero w_c ignores.
+        if self.params.w_c and self.swap_flags(step).any:
+            return self.full_branches
+        return weighted_branches({CONCEPT: self.params.w_c})
 
     def run_hooks(self, run: RunContext) -> RunHooks:
         return _AttentionSwap(self, run)
 
     def combine(self, step, preds, mask=None):
         p = self.params
-        return GuidanceOutput(
-            eps=guided(preds[UNCOND], preds[CONCEPT], p.w_c),
-            branch_preds=preds,
-            swap_eps=guided(preds[SWAP_UNCOND], preds[SWAP_SUPERCLASS], p.w_s),
-        )
+        swap_eps = None
+        if SWAP_SUPERCLASS in preds:
+            swap_eps = weighted_guidance(
+                {UNCOND: preds[SWAP_UNCOND], SUPERCLASS: preds[SWAP_SUPERCLASS]}, {SUPERCLASS: p.w_s}
+            )
+        return GuidanceOutput(eps=weighted_guidance(preds, {CONCEPT: p.w_c}), branch_preds=preds, swap_eps=swap_eps)
 
 
 class _AttentionSwap(RunHooks):
@@ -110,7 +129,7 @@ class _AttentionSwap(RunHooks):
                 "which fuses them into the attention layers"
             )
         self.state = attention.SwapState()
-        if sampler.params.align_tokens:
+        if sampler.params.token_alignment == TEMPLATE:
             tokenizer, prompts = run.tokenizer, run.prompts
             concept_span = phrase_span(tokenizer, prompts.template, prompts.concept_phrase)
             superclass_span = phrase_span(tokenizer, prompts.template, prompts.superclass_phrase)
@@ -124,8 +143,11 @@ class _AttentionSwap(RunHooks):
 
     def before_call(self, step, branches):
         flags = self.sampler.swap_flags(step)
+        if SWAP_SUPERCLASS not in branches or CONCEPT not in branches:
+            flags = SwapFlags(self_features=False, self_maps=False, cross_maps=False)
         self.state.self_features = flags.self_features
         self.state.self_maps = flags.self_maps
         self.state.cross_maps = flags.cross_maps
-        self.state.concept_rows = self.run.rows(branches, CONCEPT)
-        self.state.superclass_rows = self.run.rows(branches, SWAP_SUPERCLASS)
+        if flags.any:
+            self.state.concept_rows = self.run.rows(branches, CONCEPT)
+            self.state.superclass_rows = self.run.rows(branches, SWAP_SUPERCLASS)

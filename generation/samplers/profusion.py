@@ -17,10 +17,10 @@ from generation.samplers.core import (
     RunHooks,
     Sampler,
     guidance_weight,
-    guided,
     parameter,
+    weighted_branches,
+    weighted_guidance,
 )
-from generation.samplers.mixed import mixed_guidance
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class ProfusionSampler(Sampler):
     sigma = r sqrt(var(t, t_prev)) and re-noise back to t in closed form (``refine_latents``). The
     main step is Mixed: eps = eps_u + w_c (eps_c - eps_u) + w_s (eps_s - eps_u). The documented SD-2
     example is w_c = w_s = 3.5, R = 1, r = 1, w_r = 7. With r = 0 the refinement is the identity, so
-    the sampler is Mixed. 3 + 2R evaluations per step.
+    the sampler is Mixed and its refinement calls are skipped. 3 + 2R evaluations per step (3 at r = 0;
+    zero weights skip their branches as in Mixed).
     """
 
     name = "profusion"
@@ -52,32 +53,32 @@ class ProfusionSampler(Sampler):
         "+ s z sqrt((1 - a_t)(2 - 2 a_p - s^2))/(1 - a_p), s = r sqrt(var(t, t_prev)); "
         "main: eps = eps_u + w_c (eps_c - eps_u) + w_s (eps_s - eps_u)"
     )
-    cost = "3 + 2 R per step"
+    cost = "3 + 2 R per step (3 at r = 0)"
     sweep_preset = [{"r": r, "refine_steps": 1} for r in (0.0, 0.25, 0.5, 0.75, 1.0)]
 
-    def branches(self, step):
-        return (UNCOND, CONCEPT, SUPERCLASS)
+    def weights(self, step):
+        return {CONCEPT: self.params.w_c, SUPERCLASS: self.params.w_s}
 
     def refine_iterations(self, step: int) -> int:
-        """R: the fusion iterations before step i's main call."""
+        """R: the fusion iterations before step i's main call; none at r = 0, where each is the identity."""
+        if not self.params.r and not self.paper_batching:
+            return 0
         return self.params.refine_steps
 
+    def refine_weights(self, step: int) -> dict[str, float]:
+        return {CONCEPT: self.params.w_r}
+
     def refine_branches(self, step: int) -> tuple[str, ...]:
-        return (UNCOND, CONCEPT)
+        return (UNCOND, CONCEPT) if self.paper_batching else weighted_branches(self.refine_weights(step))
 
     def refine_combine(self, step: int, preds: Mapping[str, Any]) -> GuidanceOutput:
-        return GuidanceOutput(guided(preds[UNCOND], preds[CONCEPT], self.params.w_r), preds)
+        return GuidanceOutput(weighted_guidance(preds, self.refine_weights(step)), preds)
 
     def extra_evaluations(self, step):
         return self.refine_iterations(step) * len(self.refine_branches(step))
 
     def run_hooks(self, run: RunContext) -> RunHooks:
         return _Fusion(self, run)
-
-    def combine(self, step, preds, mask=None):
-        p = self.params
-        eps = mixed_guidance(preds[UNCOND], preds[CONCEPT], preds[SUPERCLASS], p.w_c, p.w_s)
-        return GuidanceOutput(eps, preds)
 
 
 def refine_latents(latents, eps, noise, alpha_t: float, alpha_prev: float, intensity: float):

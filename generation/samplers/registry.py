@@ -16,6 +16,7 @@ from generation.samplers.photoswap import PhotoswapSampler
 from generation.samplers.profusion import ProfusionSampler
 from generation.samplers.superclass import SuperclassSampler
 from generation.samplers.switching import SwitchingSampler
+from generation.steps import check_steps
 
 SAMPLERS: dict[str, type[Sampler]] = {
     cls.name: cls
@@ -32,11 +33,10 @@ SAMPLERS: dict[str, type[Sampler]] = {
 }
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 
-# Grids in the spirit of the paper's Figure 4/5 sweeps (each sampler's ``sweep_preset``). The paper's
-# exact grids were not published with the code, so these are presets, not a reproduction.
+# Each sampler's ``sweep_preset``: the paper's Section 4 grids where it states one.
 SWEEP_PRESETS: dict[str, list[dict[str, Any]]] = {name: cls.sweep_preset for name, cls in SAMPLERS.items()}
 
-_TYPE_NAMES = {float: "number", int: "integer", bool: "boolean"}
+_TYPE_NAMES = {float: "number", int: "integer", bool: "boolean", str: "string"}
 
 
 def sampler_class(name: str) -> type[Sampler]:
@@ -46,29 +46,46 @@ def sampler_class(name: str) -> type[Sampler]:
         raise ParameterError(f"unknown sampler {name!r}: expected one of {', '.join(SAMPLER_NAMES)}") from None
 
 
-def validate_params(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the sampler's full parameter dict (defaults filled); raise ParameterError on bad input."""
-    return check_params(name, sampler_class(name).Params, params)
+def validate_params(name: str, params: Mapping[str, Any] | None, steps: int | None = None) -> dict[str, Any]:
+    """Return the sampler's full parameter dict (defaults filled); raise ParameterError on bad input.
+
+    ``steps``, the run's length when known, is checked too and named in step-window errors.
+    """
+    if steps is not None:
+        check_steps(steps)
+    return check_params(name, sampler_class(name).Params, params, steps)
 
 
-def build_sampler(name: str, params: Mapping[str, Any] | None = None) -> Sampler:
-    """Validate the parameters and return the sampler object the loop runs."""
+def build_sampler(name: str, params: Mapping[str, Any] | None = None, *, paper_batching: bool = False) -> Sampler:
+    """Validate the parameters and return the sampler object the loop runs.
+
+    ``paper_batching=True`` evaluates every branch at every step, as the reference code does (for
+    cost comparisons only).
+    """
     cls = sampler_class(name)
-    return cls(cls.Params(**validate_params(name, params)))
+    return cls(cls.Params(**validate_params(name, params)), paper_batching=paper_batching)
+
+
+def _parameter_row(spec: dataclasses.Field) -> dict[str, Any]:
+    row = {
+        "name": spec.name,
+        "type": _TYPE_NAMES[field_kind(spec)],
+        "default": spec.default,
+        "minimum": spec.metadata.get("minimum"),
+        "maximum": spec.metadata.get("maximum"),
+        "description": spec.metadata["description"],
+    }
+    if "choices" in spec.metadata:
+        row["choices"] = list(spec.metadata["choices"])
+    if spec.metadata.get("nullable"):
+        row["nullable"] = True
+    if spec.metadata.get("window"):
+        row["step_window"] = True
+    return row
 
 
 def _parameter_rows(cls: type[Sampler]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": spec.name,
-            "type": _TYPE_NAMES[field_kind(spec)],
-            "default": spec.default,
-            "minimum": spec.metadata.get("minimum"),
-            "maximum": spec.metadata.get("maximum"),
-            "description": spec.metadata["description"],
-        }
-        for spec in dataclasses.fields(cls.Params)
-    ]
+    return [_parameter_row(spec) for spec in dataclasses.fields(cls.Params)]
 
 
 def describe() -> list[dict[str, Any]]:

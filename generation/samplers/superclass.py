@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generation.samplers.core import SUPERCLASS, UNCOND, GuidanceOutput, Sampler, guidance_weight, guided
+from generation.samplers.core import SUPERCLASS, UNCOND, Sampler, guidance_weight
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,7 @@ class SuperclassSampler(Sampler):
     equation = "eps = eps_u + w (eps_s - eps_u)"
     cost = "2 per step"
     sweep_preset = [{"w": w} for w in (3.0, 5.0, 7.0, 9.0)]
+    full_branches = (UNCOND, SUPERCLASS)
 
-    def branches(self, step):
-        return (UNCOND, SUPERCLASS)
-
-    def combine(self, step, preds, mask=None):
-        return GuidanceOutput(guided(preds[UNCOND], preds[SUPERCLASS], self.params.w), preds)
+    def weights(self, step):
+        return {SUPERCLASS: self.params.w}

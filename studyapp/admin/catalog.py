@@ -137,6 +137,7 @@ class MethodForm(forms.ModelForm):
             sampler=data.get("sampler") or "",
             params=data.get("params"),
             base_model=data.get("base_model") or "",
+            steps=data.get("steps"),
         )
         validate_method(method)  # its ValidationError names the field, so the form shows it there
         data["params"] = method.params

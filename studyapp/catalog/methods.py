@@ -18,13 +18,15 @@ def check_sampler(sampler: str) -> str:
     return sampler
 
 
-def check_params(sampler: str, params) -> dict:
-    """The sampler's full parameters (the paper's defaults filled in)."""
+def check_params(sampler: str, params, steps=None) -> dict:
+    """The sampler's full parameters (the paper's defaults filled in); step windows checked for ``steps``."""
     from generation.errors import ParameterError
     from generation.samplers import validate_params
 
+    if steps is not None:
+        check_steps(steps)
     try:
-        return validate_params(sampler, params)
+        return validate_params(sampler, params, steps)
     except ParameterError as exc:
         raise ValidationError({"params": str(exc)}) from None
 
@@ -62,7 +64,7 @@ def validate_method(method: Method) -> None:
     check_sampler(method.sampler)
     if not isinstance(method.params, dict):
         raise ValidationError({"params": f"expected a JSON object, got {type(method.params).__name__}"})
-    method.params = check_params(method.sampler, method.params)
+    method.params = check_params(method.sampler, method.params, method.steps)
     check_base_model(method.base_model)
 
 

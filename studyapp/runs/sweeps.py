@@ -12,13 +12,15 @@ MAX_POINTS = 200
 
 
 def presets() -> dict[str, list[dict]]:
+    """Each sampler's preset grid: the paper's Section 4 grids where it states one (step windows on its 50 steps)."""
     from generation.samplers import SWEEP_PRESETS
 
     return SWEEP_PRESETS
 
 
-def grid_of(sampler: str, preset: str, grid) -> list[dict]:
-    """The grid points as given (the preset's when no grid is given), each checked against the sampler."""
+def grid_of(sampler: str, preset: str, grid, steps=None) -> list[dict]:
+    """The grid points as given (the preset's when no grid is given), each checked against the sampler
+    (and its step windows against ``steps`` when given)."""
     check_sampler(sampler)
     if grid:
         points = grid
@@ -34,7 +36,7 @@ def grid_of(sampler: str, preset: str, grid) -> list[dict]:
         raise ValidationError({"grid": f"expected 1 to {MAX_POINTS} grid points, got {len(points)}"})
     for point in points:
         try:
-            check_params(sampler, point)
+            check_params(sampler, point, steps)
         except ValidationError as exc:
             raise ValidationError({"grid": f"grid point {point}: {' '.join(exc.messages)}"}) from None
     return [dict(point) for point in points]
@@ -54,10 +56,10 @@ def point_name(sweep_name: str, point: dict) -> str:
 
 def validate_sweep(sweep: Sweep, concepts: list[Concept]) -> list[dict]:
     """Check the whole sweep (grid, concepts, prompts, seeds, steps, method names); return its grid."""
-    points = grid_of(sweep.sampler, sweep.preset, sweep.grid)
+    check_steps(sweep.steps)
+    points = grid_of(sweep.sampler, sweep.preset, sweep.grid, sweep.steps)
     check_concepts(sweep.prompt_set, concepts)
     check_seed_indices(sweep.seed_indices)
-    check_steps(sweep.steps)
     names = [point_name(sweep.name, point) for point in points]
     if len(set(names)) != len(names):
         raise ValidationError({"grid": "expected distinct grid points, got repeated ones"})

@@ -44,4 +44,4 @@ def validate_run(
     check_concepts(prompt_set, concepts)
     check_seed_indices(seed_indices)
     check_steps(steps)
-    return check_params(method.sampler, method.params if params is None else params)
+    return check_params(method.sampler, method.params if params is None else params, steps)

@@ -47,6 +47,19 @@ def test_invalid_parameters_are_refused_with_the_reason(owner_client, sampler, p
     assert not Method.objects.exists()
 
 
+def test_an_impossible_step_window_is_refused_with_the_reason(owner_client):
+    response = _add(owner_client, sampler="switching", params=json.dumps({"t_sw": 500}), steps="10")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "t_sw: expected an integer in [0, 50]" in page and "rescaled to the run&#x27;s 10 steps" in page
+    assert not Method.objects.exists()
+
+
+def test_a_method_stores_the_schedule_its_windows_count(owner_client):
+    assert _add(owner_client, sampler="switching", params=json.dumps({"t_sw": 7}), steps="10").status_code == 302
+    assert Method.objects.get().params == {"w": 7.0, "t_sw": 7, "window_steps": 50}
+
+
 def test_an_external_method_takes_no_sampler(owner_client):
     response = _add(owner_client, kind="external", sampler="mixed")
     assert response.status_code == 200

@@ -17,7 +17,7 @@ def tiny_pipeline(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def run_sampler(tiny_pipeline):
-    """run_sampler(name, params, seed_indices=(0, 1), superclass="dog") -> BatchResult."""
+    """run_sampler(name, params, seed_indices=(0, 1), superclass="dog", paper_batching=False) -> BatchResult."""
     from generation.loop import sample_batch
     from generation.prompts import build_prompts
     from generation.samplers import build_sampler
@@ -32,12 +32,27 @@ def run_sampler(tiny_pipeline):
         template=TEMPLATE,
         steps=STEPS,
         pipeline=None,
+        paper_batching=False,
     ):
         prompts = build_prompts(template, token, superclass)
         seeds = [seed_for(template, index) for index in seed_indices]
-        return sample_batch(pipeline or tiny_pipeline, build_sampler(name, params), prompts, seeds, steps=steps)
+        sampler = build_sampler(name, params, paper_batching=paper_batching)
+        return sample_batch(pipeline or tiny_pipeline, sampler, prompts, seeds, steps=steps)
 
     return run
+
+
+@pytest.fixture
+def unet_calls(tiny_pipeline):
+    """The batch size of every call of the tiny pipeline's UNet during the test, counted at the model itself."""
+    sizes: list[int] = []
+
+    def count(module, args, kwargs):
+        sizes.append((args[0] if args else kwargs["sample"]).shape[0])
+
+    handle = tiny_pipeline.unet.register_forward_pre_hook(count, with_kwargs=True)
+    yield sizes
+    handle.remove()
 
 
 @pytest.fixture(scope="session")

@@ -43,8 +43,12 @@ def test_generate_returns_one_described_sample_per_seed(tiny_model_dir):
 
 
 def test_images_do_not_depend_on_batch_size(tiny_model_dir):
-    one_by_one = generate(request_for(tiny_model_dir, batch_size=1, sampler="switching", params={"t_sw": 1}))
-    together = generate(request_for(tiny_model_dir, batch_size=3, sampler="switching", params={"t_sw": 1}))
+    one_by_one = generate(
+        request_for(tiny_model_dir, batch_size=1, sampler="switching", params={"t_sw": 1, "window_steps": 3})
+    )
+    together = generate(
+        request_for(tiny_model_dir, batch_size=3, sampler="switching", params={"t_sw": 1, "window_steps": 3})
+    )
     for a, b in zip(one_by_one, together, strict=True):
         diff = max(abs(x - y) for x, y in zip(a.image.tobytes(), b.image.tobytes(), strict=True))
         assert diff <= 1  # at most one grey level of float round-off
@@ -52,7 +56,9 @@ def test_images_do_not_depend_on_batch_size(tiny_model_dir):
 
 def test_save_masks_returns_the_masked_samplers_mask(tiny_model_dir, tmp_path):
     samples = generate(
-        request_for(tiny_model_dir, sampler="masked", params={"t_sw": 1}, seed_indices=[4], save_masks=True)
+        request_for(
+            tiny_model_dir, sampler="masked", params={"t_sw": 1, "window_steps": 3}, seed_indices=[4], save_masks=True
+        )
     )
     assert samples[0].mask is not None and samples[0].mask.mode == "L"
     path = save_sample(samples[0], tmp_path)

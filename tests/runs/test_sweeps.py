@@ -95,3 +95,26 @@ def test_an_existing_method_with_the_same_settings_is_reused():
     )
     made = launch_sweep(make_sweep(preset="", grid=[{"t_sw": 3}], sampler="switching"))
     assert made[0].method == existing and Method.objects.count() == 1
+
+
+def test_the_presets_are_the_papers_section_4_grids():
+    assert [point["t_sw"] for point in grid_of("switching", "switching", [])] == [1, 3, 5, 7, 10, 20, 30, 40]
+    assert [point["q"] for point in grid_of("masked", "masked", [])] == [0.3, 0.5, 0.7, 0.9]
+    windows = [(p["t_sf"], p["t_cm"], p["t_sm"]) for p in grid_of("photoswap", "photoswap", [])]
+    assert windows == [(1, 10, 15), (5, 15, 20), (10, 20, 25)]
+
+
+def test_a_preset_sweep_at_few_steps_stores_windows_on_the_50_step_schedule():
+    made = launch_sweep(make_sweep(preset="switching", sampler="switching", steps=10))
+    assert {run.method.params["window_steps"] for run in made} == {50}
+    assert [run.params["t_sw"] for run in made] == [1, 3, 5, 7, 10, 20, 30, 40]
+    assert {run.steps for run in made} == {10}
+
+
+def test_an_impossible_window_is_refused_naming_the_steps(django_capture_on_commit_callbacks):
+    sweep = make_sweep(preset="", grid=[{"t_sw": 3}, {"t_sw": 500}], sampler="switching", steps=10)
+    with django_capture_on_commit_callbacks() as sent, pytest.raises(ValidationError) as error:
+        launch_sweep(sweep)
+    assert "t_sw: expected an integer in [0, 50]" in str(error.value)
+    assert "rescaled to the run's 10 steps" in str(error.value)
+    assert (sent, Method.objects.count()) == ([], 0)

@@ -2,7 +2,9 @@
 
 A subclass sets ``name``, ``paper_defaults`` (the SD-2 defaults, in declaration order),
 ``evaluation_counts`` ((params, evaluations per step over 10 steps) pairs), ``loop_counts`` ((params,
-evaluations per image over the fixture's STEPS) pairs, counted by the loop) and ``batch_params``.
+evaluations per image over the fixture's STEPS) pairs, counted at the UNet), ``batch_params`` and
+``lean_params`` (a setting where branches are skipped, compared with the reference code's batching).
+Step windows in these settings count steps of the run itself (``window_steps`` = the run's steps).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class SamplerContract:
     evaluation_counts: list[tuple[dict, list[int]]]
     loop_counts: list[tuple[dict | None, int]]
     batch_params: dict | None = None
+    lean_params: dict | None = None
 
     def test_defaults_are_the_papers_sd2_values(self):
         assert validate_params(self.name, {}) == self.paper_defaults
@@ -74,10 +77,22 @@ class SamplerContract:
         for params, per_step in self.evaluation_counts:
             assert build_sampler(self.name, params).evaluations_per_image(10) == sum(per_step), params
 
-    def test_loop_counts_unet_evaluations_per_image(self, run_sampler):
+    def test_loop_counts_unet_evaluations_per_image(self, run_sampler, unet_calls):
         for params, per_image in self.loop_counts:
-            assert run_sampler(self.name, params).unet_evaluations == per_image, params
+            unet_calls.clear()
+            assert run_sampler(self.name, params, seed_indices=(0, 1)).unet_evaluations == per_image, params
+            assert sum(unet_calls) == 2 * per_image, params
             assert build_sampler(self.name, params).evaluations_per_image(STEPS) == per_image, params
+
+    def test_skipped_branches_change_nothing_but_the_cost(self, run_sampler, unet_calls):
+        lean = run_sampler(self.name, self.lean_params)
+        lean_rows = sum(unet_calls)
+        paper = run_sampler(self.name, self.lean_params, paper_batching=True)
+        assert_same(lean, paper)
+        assert paper.unet_evaluations == build_sampler(
+            self.name, self.lean_params, paper_batching=True
+        ).evaluations_per_image(STEPS)
+        assert sum(unet_calls) - lean_rows == 2 * paper.unet_evaluations >= 2 * lean.unet_evaluations
 
     def test_batched_equals_unbatched(self, run_sampler):
         together = run_sampler(self.name, self.batch_params, seed_indices=(0, 1, 2))

@@ -13,8 +13,9 @@ from tests.generation.samplers.contract import PREDS, C, S, SamplerContract, U, 
 class TestProfusion(SamplerContract):
     name = "profusion"
     paper_defaults = {"w_c": 3.5, "w_s": 3.5, "refine_steps": 1, "r": 1.0, "w_r": 7.0, "refine_seed": 10}
-    evaluation_counts = [({"refine_steps": 2}, [3 + 2 * 2] * 10)]
-    loop_counts = [({"refine_steps": 1}, 5 * 4), ({"refine_steps": 2}, 7 * 4)]
+    evaluation_counts = [({"refine_steps": 2}, [3 + 2 * 2] * 10), ({"r": 0.0, "refine_steps": 2}, [3] * 10)]
+    loop_counts = [({"refine_steps": 1}, 5 * 4), ({"refine_steps": 2}, 7 * 4), ({"r": 0.0}, 3 * 4)]
+    lean_params = {"r": 0.0, "w_s": 0.0, "w_c": 7.0}
 
     def test_refines_with_concept_guidance_and_steps_with_mixed(self):
         sampler = build_sampler("profusion", {"w_c": 2.0, "w_s": 1.0, "w_r": 6.0})
@@ -29,6 +30,16 @@ class TestProfusion(SamplerContract):
 
     def test_identity_is_not_vacuous(self, run_sampler):
         assert_differs(run_sampler("profusion", {"r": 1.0}), run_sampler("mixed", {}))
+
+    def test_at_zero_intensity_it_costs_what_mixed_costs_at_50_steps(self, run_sampler, unet_calls):
+        result = run_sampler("profusion", {"r": 0.0}, seed_indices=(0,), steps=50)
+        assert result.unet_evaluations == sum(unet_calls) == 150
+        assert build_sampler("profusion", {"r": 0.0}, paper_batching=True).evaluations_per_image(50) == 250
+
+    def test_refinement_without_concept_guidance_evaluates_only_the_unconditional_branch(self):
+        sampler = build_sampler("profusion", {"w_r": 0.0})
+        assert sampler.refine_branches(0) == (UNCOND,)
+        np.testing.assert_allclose(sampler.refine_combine(0, {UNCOND: U}).eps, U)
 
     def test_refinement_is_identity_at_zero_intensity(self):
         latents, eps, noise = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)

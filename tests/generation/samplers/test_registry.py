@@ -26,7 +26,18 @@ INVALID = [
     ("switching", {"t_sw": 1001}, "switching: t_sw: expected an integer <= 1000, got 1001"),
     ("masked", {"q": 1.5}, "masked: q: expected a number <= 1, got 1.5"),
     ("profusion", {"r": 2}, "profusion: r: expected a number <= 1, got 2"),
-    ("photoswap", {"align_tokens": "yes"}, "photoswap: align_tokens: expected true or false, got 'yes'"),
+    ("photoswap", {"token_alignment": "yes"}, "photoswap: token_alignment: expected one of index, template, got 'yes'"),
+    (
+        "switching",
+        {"t_sw": 60},
+        "switching: t_sw: expected an integer in [0, 50] (steps of the 50-step schedule that window_steps sets)",
+    ),
+    (
+        "photoswap",
+        {"t_sf": 1, "t_cm": 2, "t_sm": 8, "window_steps": 4},
+        "photoswap: t_sm: expected an integer in [0, 4]",
+    ),
+    ("masked", {"w": "7"}, "masked: w: expected a number in [0, 50] (or null), got '7'"),
     ("nope", {}, "unknown sampler 'nope': expected one of base, superclass, mixed"),
 ]
 
@@ -63,13 +74,38 @@ def test_invalid_parameters_raise_clear_errors(name, params, message):
     assert isinstance(error.value, ValueError)
 
 
+def test_an_impossible_window_names_the_run_steps():
+    with pytest.raises(ParameterError) as error:
+        validate_params("switching", {"t_sw": 500}, steps=10)
+    assert str(error.value) == (
+        "switching: t_sw: expected an integer in [0, 50] (steps of the 50-step schedule that window_steps sets, "
+        "rescaled to the run's 10 steps), got 500"
+    )
+    with pytest.raises(ParameterError, match=r"steps: expected an integer in \[1, 1000\]"):
+        validate_params("switching", {}, steps=0)
+
+
+def test_describe_names_choices_nullable_weights_and_step_windows():
+    [photoswap] = [row for row in describe() if row["name"] == "photoswap"]
+    by_name = {param["name"]: param for param in photoswap["parameters"]}
+    assert by_name["token_alignment"]["choices"] == ["index", "template"]
+    assert by_name["t_sm"]["step_window"] and "step_window" not in by_name["w_c"]
+    [masked] = [row for row in describe() if row["name"] == "masked"]
+    assert [param["nullable"] for param in masked["parameters"] if param["name"] == "w"] == [True]
+
+
 def test_unknown_sampler_cannot_be_built():
     with pytest.raises(ParameterError, match="unknown sampler 'fancy'"):
         build_sampler("fancy")
 
 
 def test_overrides_are_filled_and_normalised():
-    assert validate_params("multistage", {"t_sw": 5.0, "w_s": 2}) == {"w_c": 4.0, "w_s": 2.0, "t_sw": 5}
+    assert validate_params("multistage", {"t_sw": 5.0, "w_s": 2}) == {
+        "w_c": 4.0,
+        "w_s": 2.0,
+        "t_sw": 5,
+        "window_steps": 50,
+    }
     assert isinstance(validate_params("multistage", {"t_sw": 5.0})["t_sw"], int)
 
 
@@ -84,7 +120,8 @@ def test_describe_is_json_and_complete():
     for row in rows:
         assert row["summary"] and row["equation"] and row["cost"]
         for param in row["parameters"]:
-            assert set(param) == {"name", "type", "default", "minimum", "maximum", "description"}
+            required = {"name", "type", "default", "minimum", "maximum", "description"}
+            assert required <= set(param) <= required | {"choices", "nullable", "step_window"}
 
 
 def test_built_sampler_carries_the_validated_parameters():
