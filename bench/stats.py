@@ -79,11 +79,19 @@ def build_study(n_answers: int, n_raters: int = 200, n_subjects: int = 30, n_pro
         outcomes.append(np.where(rng.random(n_answers) < 0.2, 0, np.where(a_wins, 1, -1)))
     tile = lambda x: np.tile(x, 3)  # noqa: E731
     table = AnswerTable(
-        comparison=tile(comparison), question=np.repeat(np.arange(3), n_answers), rater=tile(rater),
-        subject=tile(subject), prompt=tile(prompt), pair=tile(pair), outcome=np.concatenate(outcomes),
-        left_is_a=tile(left_is_a), time_ms=tile(rng.gamma(4, 1500, n_answers)), is_gold=tile(is_gold),
-        is_attention=tile(np.zeros(n_answers, bool)), check_passed=tile(rng.random(n_answers) < 0.9),
-    )  # fmt: skip
+        comparison=tile(comparison),
+        question=np.repeat(np.arange(3), n_answers),
+        rater=tile(rater),
+        subject=tile(subject),
+        prompt=tile(prompt),
+        pair=tile(pair),
+        outcome=np.concatenate(outcomes),
+        left_is_a=tile(left_is_a),
+        time_ms=tile(rng.gamma(4, 1500, n_answers)),
+        is_gold=tile(is_gold),
+        is_attention=tile(np.zeros(n_answers, bool)),
+        check_passed=tile(rng.random(n_answers) < 0.9),
+    )
     return table, specs
 
 
@@ -97,12 +105,22 @@ def previous_default(table: AnswerTable, specs, n_resamples: int = 2000, seed: i
     rates = win_rates._rates(replicates.sum(axis=2).astype(np.float64))["win_rate"]
     low, high = bootstrap.order_statistic_interval(rates, 0.95)
     n_raters = cells.labels["rater"].size
-    score, present = significance._per_rater_net(cells.cell, cells.factor_codes["rater"], cells.outcome,
-                                                  cells.n_cells, n_raters)  # fmt: skip
+    score, present = significance._per_rater_net(
+        cells.cell, cells.factor_codes["rater"], cells.outcome, cells.n_cells, n_raters
+    )
     _, pvalues, _ = significance._sign_flip_pvalues(score, present, n_resamples, seed)
     adjusted = stats.holm(np.where(np.isnan(pvalues), 1.0, pvalues))
-    bt_results(cells, procedure="bootstrap", random_factors=PREVIOUS_FACTORS, ties="half", ridge=0.01,
-               confidence_level=0.95, n_resamples=n_resamples, seed=seed, replicates=replicates)  # fmt: skip
+    bt_results(
+        cells,
+        procedure="bootstrap",
+        random_factors=PREVIOUS_FACTORS,
+        ties="half",
+        ridge=0.01,
+        confidence_level=0.95,
+        n_resamples=n_resamples,
+        seed=seed,
+        replicates=replicates,
+    )
     for question in cells.questions:
         agreement(table, question=int(question), n_resamples=n_resamples, seed=seed)
     stats.rater_quality(table)
@@ -121,9 +139,11 @@ def best_of(repeats: int, function) -> tuple[float, object]:
 def speed(args) -> None:
     table, specs = build_study(args.answers)
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"study: {args.answers} answers x 3 questions = {len(table)} rows, {np.unique(table.rater).size} raters, "
-          f"{np.unique(table.subject).size} subjects, {np.unique(table.prompt).size} prompts, "
-          f"{len(specs)} comparisons")  # fmt: skip
+    print(
+        f"study: {args.answers} answers x 3 questions = {len(table)} rows, {np.unique(table.rater).size} raters, "
+        f"{np.unique(table.subject).size} subjects, {np.unique(table.prompt).size} prompts, "
+        f"{len(specs)} comparisons"
+    )
     default, result = best_of(args.repeats, lambda: stats.analyse(table, specs))
     boot, _ = best_of(args.repeats, lambda: stats.analyse(table, specs, AnalysisSettings(procedure="bootstrap")))
     previous, _ = best_of(args.repeats, lambda: previous_default(table, specs))
@@ -132,9 +152,11 @@ def speed(args) -> None:
     print(f"previous default (two-way bootstrap + sign flip): {previous:7.3f} s")
     print(f"ratio default / previous default: {default / previous:.2f} ({previous / default:.1f}x faster)")
     row = result.row(0, 0)
-    print(f"example cell {row.label}, question 0: {row.estimate.win_rate:.3f} "
-          f"[{row.estimate.win_rate_ci.low:.3f}, {row.estimate.win_rate_ci.high:.3f}], df {row.estimate.df:.1f}, "
-          f"design effect {row.estimate.design_effect:.2f}, adjusted p {row.adjusted_pvalue:.3g}")  # fmt: skip
+    print(
+        f"example cell {row.label}, question 0: {row.estimate.win_rate:.3f} "
+        f"[{row.estimate.win_rate_ci.low:.3f}, {row.estimate.win_rate_ci.high:.3f}], df {row.estimate.df:.1f}, "
+        f"design effect {row.estimate.design_effect:.2f}, adjusted p {row.adjusted_pvalue:.3g}"
+    )
 
 
 def design_for(name: str, null: bool) -> CrossedStudyDesign:
@@ -150,21 +172,29 @@ def report(label: str, summary: SimulationSummary, seconds: float) -> None:
     ratio = summary.width_ratio()
     fwer = summary.family_wise_rate()
     print(f"{label}: {n} studies in {seconds:.0f} s")
-    print(f"  coverage of the 95% interval: mean {coverage.mean():.3f}, min {coverage.min():.3f}, "
-          f"max {coverage.max():.3f} over {coverage.size} cells (Monte Carlo SE per cell "
-          f"{np.sqrt(0.95 * 0.05 / n):.3f})")  # fmt: skip
-    print(f"  mean width / ideal (2 x 1.96 x sd of the estimate): mean {ratio.mean():.3f}, "
-          f"min {ratio.min():.3f}, max {ratio.max():.3f}")  # fmt: skip
+    print(
+        f"  coverage of the 95% interval: mean {coverage.mean():.3f}, min {coverage.min():.3f}, "
+        f"max {coverage.max():.3f} over {coverage.size} cells (Monte Carlo SE per cell "
+        f"{np.sqrt(0.95 * 0.05 / n):.3f})"
+    )
+    print(
+        f"  mean width / ideal (2 x 1.96 x sd of the estimate): mean {ratio.mean():.3f}, "
+        f"min {ratio.min():.3f}, max {ratio.max():.3f}"
+    )
     if (summary.truth == 0.5).any():
         null = summary.truth == 0.5
         se = np.sqrt(max(fwer * (1 - fwer), 0.05 * 0.95) / n)
         line = f"  family-wise rate of marks (true win rate 50%): {fwer:.3f} (Monte Carlo SE {se:.3f})"
         if np.isfinite(summary.pvalue).any():
-            line += (f"; p < 0.05: {summary.rejection_rate(0.05):.4f}; p < 0.05/45: "
-                     f"{summary.rejection_rate(0.05 / 45):.5f} over {null.sum() * n} tests")  # fmt: skip
+            line += (
+                f"; p < 0.05: {summary.rejection_rate(0.05):.4f}; p < 0.05/45: "
+                f"{summary.rejection_rate(0.05 / 45):.5f} over {null.sum() * n} tests"
+            )
         print(line)
-    print(f"  cells marked although the interval beside the mark contains 50%: {summary.marked_but_covering()}; "
-          f"unmarked although it excludes 50%: {summary.unmarked_but_excluding()}")  # fmt: skip
+    print(
+        f"  cells marked although the interval beside the mark contains 50%: {summary.marked_but_covering()}; "
+        f"unmarked although it excludes 50%: {summary.unmarked_but_excluding()}"
+    )
 
 
 def previous_summary(design: CrossedStudyDesign, n_studies: int, seed: int) -> SimulationSummary:
@@ -182,16 +212,27 @@ def previous_summary(design: CrossedStudyDesign, n_studies: int, seed: int) -> S
     arrays = {name: np.array(values) for name, values in collected.items()}
     nan = np.full(arrays["low"].shape, np.nan)
     # the previous page showed the marginal interval beside the mark
-    return SimulationSummary(design.true_win_rates().ravel(), arrays["estimate"], arrays["low"], arrays["high"],
-                             arrays["low"], arrays["high"], nan, arrays["marked"], 0.95)  # fmt: skip
+    return SimulationSummary(
+        design.true_win_rates().ravel(),
+        arrays["estimate"],
+        arrays["low"],
+        arrays["high"],
+        arrays["low"],
+        arrays["high"],
+        nan,
+        arrays["marked"],
+        0.95,
+    )
 
 
 def simulate(args) -> None:
     design = design_for(args.design, args.null)
-    print(f"design {args.design}: {design.n_subjects} subjects x {design.n_prompts} prompts, {design.n_raters} raters "
-          f"x {design.pairs_per_rater} pairs, SDs rater {design.rater_sd}, subject {design.subject_sd}, prompt "
-          f"{design.prompt_sd}, subject x prompt {design.subject_prompt_sd}; "
-          f"{'all true win rates 50%' if args.null else 'true win rates 35%..75%'}")  # fmt: skip
+    print(
+        f"design {args.design}: {design.n_subjects} subjects x {design.n_prompts} prompts, {design.n_raters} raters "
+        f"x {design.pairs_per_rater} pairs, SDs rater {design.rater_sd}, subject {design.subject_sd}, prompt "
+        f"{design.prompt_sd}, subject x prompt {design.subject_prompt_sd}; "
+        f"{'all true win rates 50%' if args.null else 'true win rates 35%..75%'}"
+    )
     if args.studies:
         start = time.perf_counter()
         report("default (crossed)", run_studies(design, args.studies, seed=args.seed), time.perf_counter() - start)
@@ -256,8 +297,14 @@ def variants(args) -> None:
         print(line)
 
 
-PLAN_SHAPE = {"n_subjects": 12, "n_prompts": 15, "n_comparisons": 3, "n_questions": 1, "pairs_per_rater": 30,
-              "win_rates": (0.6, 0.55, 0.5)}  # fmt: skip
+PLAN_SHAPE = {
+    "n_subjects": 12,
+    "n_prompts": 15,
+    "n_comparisons": 3,
+    "n_questions": 1,
+    "pairs_per_rater": 30,
+    "win_rates": (0.6, 0.55, 0.5),
+}
 
 
 def plan(args) -> None:
@@ -272,14 +319,18 @@ def plan(args) -> None:
     for half_width in (0.06, 0.08, 0.10, 0.12):
         found = stats.plan_for_width(half_width, components=components, design=design, win_rate=0.55, tie_rate=0.25)
         if not found.reachable:
-            print(f"  half-width {half_width}: out of reach, the floor with 12 subjects x 15 prompts is "
-                  f"{found.smallest_half_width:.3f}")  # fmt: skip
+            print(
+                f"  half-width {half_width}: out of reach, the floor with 12 subjects x 15 prompts is "
+                f"{found.smallest_half_width:.3f}"
+            )
             continue
         summary = run_studies(CrossedStudyDesign(n_raters=found.raters, **PLAN_SHAPE), args.studies, seed=args.seed)
         realised = (summary.high - summary.low).mean() / 2
-        print(f"  half-width {half_width}: plan {found.n_decisive} decided answers per cell ({found.raters} raters, "
-              f"df {found.df:.1f}), promised {found.promised_half_width:.4f}, realised {realised:.4f} over "
-              f"{args.studies} studies")  # fmt: skip
+        print(
+            f"  half-width {half_width}: plan {found.n_decisive} decided answers per cell ({found.raters} raters, "
+            f"df {found.df:.1f}), promised {found.promised_half_width:.4f}, realised {realised:.4f} over "
+            f"{args.studies} studies"
+        )
 
 
 def main() -> None:

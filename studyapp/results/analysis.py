@@ -236,9 +236,13 @@ def _compute(study, comparisons, specs, settings, rules, by_hand) -> Computed:
 def _breakdown_rows(table: stats.AnswerTable, specs, settings: stats.AnalysisSettings, by: str) -> list[dict]:
     """Per-subject (or per-prompt) win rates after exclusions, with the names of the levels."""
     rows = stats.win_rate_breakdown(
-        table, specs, by=by, questions=settings.questions, random_factors=settings.random_factors,
+        table,
+        specs,
+        by=by,
+        questions=settings.questions,
+        random_factors=settings.random_factors,
         confidence_level=settings.confidence_level,
-    )  # fmt: skip
+    )
     levels = {row.level for row in rows}
     if by == "subject":
         names = dict(Concept.objects.filter(pk__in=levels).values_list("pk", "slug"))

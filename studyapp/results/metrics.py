@@ -121,9 +121,13 @@ def metric_differences(comparisons, found: PairMetrics, settings: stats.Analysis
             if not np.isfinite(np.array(a + b, float)).any():
                 continue
             result = stats.metric_difference(
-                a, b, subject=[s[2] for s in chosen], prompt=[s[3] for s in chosen], random_factors=random,
+                a,
+                b,
+                subject=[s[2] for s in chosen],
+                prompt=[s[3] for s in chosen],
+                random_factors=random,
                 confidence_level=settings.confidence_level,
-            )  # fmt: skip
+            )
             values = {k: v for k, v in dataclasses.asdict(result).items() if k != "difference_ci"}
             out.append(
                 {

@@ -104,8 +104,10 @@ def markdown_table(results: StudyResults, analysis: stats.AnalysisResult, metric
     header = ["Question"] + [f"{_md(c.method_a.name)} vs {_md(c.method_b.name)}" for c in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" :-: "] * len(columns)) + "|"]
     for question, cells in _cells(results, analysis):
-        rendered = [_md(rate) + (f"<sup>{mark}</sup>" if mark else "") + (f" {detail}" if detail else "")
-                    for rate, mark, detail in cells]  # fmt: skip
+        rendered = [
+            _md(rate) + (f"<sup>{mark}</sup>" if mark else "") + (f" {detail}" if detail else "")
+            for rate, mark, detail in cells
+        ]
         lines.append("| " + " | ".join([question, *rendered]) + " |")
     for index, metric in enumerate(SHOWN_METRICS):
         means = [_metric_means(metrics, c)[index] for c in columns]

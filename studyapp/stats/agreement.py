@@ -93,9 +93,13 @@ def agreement(
     """Raw agreement, Fleiss' kappa and nominal Krippendorff's alpha over pairs answered by
     two or more raters (the overlap subset), on method-space labels."""
     return agreement_by_question(
-        table, questions=[question], comparisons=comparisons, n_resamples=n_resamples,
-        confidence_level=confidence_level, seed=seed,
-    )[int(question)]  # fmt: skip
+        table,
+        questions=[question],
+        comparisons=comparisons,
+        n_resamples=n_resamples,
+        confidence_level=confidence_level,
+        seed=seed,
+    )[int(question)]
 
 
 def agreement_by_question(
@@ -151,6 +155,15 @@ def _agreement(question, counts, unit_weights, n_resamples, confidence_level, se
         ci = ConfidenceInterval(float(low[0]), float(high[0]))
     shares = counts.sum(axis=0) / counts.sum()
     return AgreementResult(
-        question, n_units, int(m.sum()), raw, fleiss_kappa(counts), alpha, ci,
-        tuple(float(s) for s in shares), n_resamples, confidence_level, seed,
-    )  # fmt: skip
+        question,
+        n_units,
+        int(m.sum()),
+        raw,
+        fleiss_kappa(counts),
+        alpha,
+        ci,
+        tuple(float(s) for s in shares),
+        n_resamples,
+        confidence_level,
+        seed,
+    )

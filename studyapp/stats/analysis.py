@@ -168,21 +168,47 @@ class ComparisonRow:
     def as_dict(self) -> dict[str, Any]:
         e = self.estimate
         return {
-            "comparison": self.comparison, "label": self.label, "method_a": self.method_a,
-            "method_b": self.method_b, "question": self.question, "wins": e.wins, "ties": e.ties,
-            "losses": e.losses, "n": e.n, "n_decisive": e.n_decisive, "win_rate": e.win_rate,
-            "ci_low": e.win_rate_ci.low, "ci_high": e.win_rate_ci.high, "interval_method": e.interval_method,
-            "adjusted_ci_low": self.adjusted_ci.low, "adjusted_ci_high": self.adjusted_ci.high,
-            "adjusted_level": self.adjusted_level, "standard_error": e.standard_error, "df": e.df,
-            "wilson_low": self.wilson_ci.low, "wilson_high": self.wilson_ci.high,
-            "tie_rate": e.tie_rate, "tie_rate_ci_low": e.tie_rate_ci.low, "tie_rate_ci_high": e.tie_rate_ci.high,
-            "tie_half_score": e.tie_half_score, "tie_half_score_ci_low": e.tie_half_score_ci.low,
-            "tie_half_score_ci_high": e.tie_half_score_ci.high, "design_effect": e.design_effect,
-            "n_raters": e.n_raters, "n_subjects": e.n_subjects, "n_prompts": e.n_prompts,
-            "sign_test_p": self.sign_test_pvalue, "p": self.pvalue, "p_floor": e.pvalue_floor,
-            "adjusted_p": self.adjusted_pvalue, "in_family": self.in_family, "mark": self.mark,
-            "testable": e.testable, "note": self.note, "warnings": "; ".join(e.warnings),
-        }  # fmt: skip
+            "comparison": self.comparison,
+            "label": self.label,
+            "method_a": self.method_a,
+            "method_b": self.method_b,
+            "question": self.question,
+            "wins": e.wins,
+            "ties": e.ties,
+            "losses": e.losses,
+            "n": e.n,
+            "n_decisive": e.n_decisive,
+            "win_rate": e.win_rate,
+            "ci_low": e.win_rate_ci.low,
+            "ci_high": e.win_rate_ci.high,
+            "interval_method": e.interval_method,
+            "adjusted_ci_low": self.adjusted_ci.low,
+            "adjusted_ci_high": self.adjusted_ci.high,
+            "adjusted_level": self.adjusted_level,
+            "standard_error": e.standard_error,
+            "df": e.df,
+            "wilson_low": self.wilson_ci.low,
+            "wilson_high": self.wilson_ci.high,
+            "tie_rate": e.tie_rate,
+            "tie_rate_ci_low": e.tie_rate_ci.low,
+            "tie_rate_ci_high": e.tie_rate_ci.high,
+            "tie_half_score": e.tie_half_score,
+            "tie_half_score_ci_low": e.tie_half_score_ci.low,
+            "tie_half_score_ci_high": e.tie_half_score_ci.high,
+            "design_effect": e.design_effect,
+            "n_raters": e.n_raters,
+            "n_subjects": e.n_subjects,
+            "n_prompts": e.n_prompts,
+            "sign_test_p": self.sign_test_pvalue,
+            "p": self.pvalue,
+            "p_floor": e.pvalue_floor,
+            "adjusted_p": self.adjusted_pvalue,
+            "in_family": self.in_family,
+            "mark": self.mark,
+            "testable": e.testable,
+            "note": self.note,
+            "warnings": "; ".join(e.warnings),
+        }
 
 
 @dataclass(frozen=True)
@@ -236,19 +262,38 @@ def analyse(
         replicates = bootstrap.replicate_counts(cells, n_resamples, rng, settings.random_factors, settings.weights)
     rows = comparison_rows(cells, settings, n_resamples, replicates)
     bt = bt_results(
-        cells, procedure=settings.procedure, random_factors=settings.random_factors, ties=settings.ties,
-        ridge=settings.ridge, confidence_level=settings.confidence_level, n_resamples=n_resamples,
-        seed=settings.seed, replicates=replicates,
-    )  # fmt: skip
+        cells,
+        procedure=settings.procedure,
+        random_factors=settings.random_factors,
+        ties=settings.ties,
+        ridge=settings.ridge,
+        confidence_level=settings.confidence_level,
+        n_resamples=n_resamples,
+        seed=settings.seed,
+        replicates=replicates,
+    )
     agreements = agreement_by_question(
-        kept, questions=cells.questions.tolist(), comparisons=[c.id for c in comparisons], n_resamples=n_resamples,
-        confidence_level=settings.confidence_level, seed=settings.seed,
-    )  # fmt: skip
+        kept,
+        questions=cells.questions.tolist(),
+        comparisons=[c.id for c in comparisons],
+        n_resamples=n_resamples,
+        confidence_level=settings.confidence_level,
+        seed=settings.seed,
+    )
     return AnalysisResult(
-        settings, rows, bt, agreements, rater_quality(kept), excluded, len(kept), len(table) - len(kept),
-        describe_procedure(settings, n_tests, n_resamples), n_tests, n_resamples,
+        settings,
+        rows,
+        bt,
+        agreements,
+        rater_quality(kept),
+        excluded,
+        len(kept),
+        len(table) - len(kept),
+        describe_procedure(settings, n_tests, n_resamples),
+        n_tests,
+        n_resamples,
         _study_warnings(settings, n_tests, n_resamples),
-    )  # fmt: skip
+    )
 
 
 def comparison_rows(
@@ -256,10 +301,15 @@ def comparison_rows(
 ) -> tuple[ComparisonRow, ...]:
     """The win-rate table: every cell's estimate, marginal and adjusted intervals, p-values and mark."""
     estimates, inference = estimate_win_rates(
-        cells, procedure=settings.procedure, random_factors=settings.random_factors,
-        confidence_level=settings.confidence_level, n_resamples=n_resamples, seed=settings.seed,
-        weights=settings.weights, replicates=replicates,
-    )  # fmt: skip
+        cells,
+        procedure=settings.procedure,
+        random_factors=settings.random_factors,
+        confidence_level=settings.confidence_level,
+        n_resamples=n_resamples,
+        seed=settings.seed,
+        weights=settings.weights,
+        replicates=replicates,
+    )
     in_family = np.array([cells.spec(i).in_family for i in range(cells.n_cells)], bool)
     pvalues = inference.pvalues()
     adjusted, levels = _adjust(pvalues, in_family, settings)

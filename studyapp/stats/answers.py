@@ -44,15 +44,34 @@ class AnswerTable:
     check_passed: np.ndarray
 
     COLUMNS = (
-        "comparison", "question", "rater", "subject", "prompt", "pair", "outcome", "left_is_a", "time_ms",
-        "is_gold", "is_attention", "check_passed",
-    )  # fmt: skip
+        "comparison",
+        "question",
+        "rater",
+        "subject",
+        "prompt",
+        "pair",
+        "outcome",
+        "left_is_a",
+        "time_ms",
+        "is_gold",
+        "is_attention",
+        "check_passed",
+    )
     REQUIRED = ("comparison", "question", "rater", "subject", "prompt", "outcome")
     _DTYPES = {
-        "comparison": np.int64, "question": np.int64, "rater": np.int64, "subject": np.int64,
-        "prompt": np.int64, "pair": np.int64, "outcome": np.int8, "left_is_a": bool, "time_ms": np.float64,
-        "is_gold": bool, "is_attention": bool, "check_passed": bool,
-    }  # fmt: skip
+        "comparison": np.int64,
+        "question": np.int64,
+        "rater": np.int64,
+        "subject": np.int64,
+        "prompt": np.int64,
+        "pair": np.int64,
+        "outcome": np.int8,
+        "left_is_a": bool,
+        "time_ms": np.float64,
+        "is_gold": bool,
+        "is_attention": bool,
+        "check_passed": bool,
+    }
 
     def __post_init__(self) -> None:
         lengths = set()

@@ -215,11 +215,28 @@ def bt_results(
         lower, upper = np.nan_to_num(low[q, :n_m], nan=-np.inf), np.nan_to_num(high[q, :n_m], nan=np.inf)
         ranks = 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
         results[int(question)] = BradleyTerryResult(
-            int(question), tuple(methods), theta[q, :n_m], low[q, :n_m], high[q, :n_m], se[q, :n_m], ranks,
-            dominance, float(theta[q, n_m]), ConfidenceInterval(float(low[q, n_m]), float(high[q, n_m])),
-            float(theta[q, n_m + 1]) if ties == "davidson" else None, ties, ridge, bool(converged[q]),
-            int(failed[q]), procedure, random_factors, float(df[q]), int(n_resamples), confidence_level, seed,
-        )  # fmt: skip
+            int(question),
+            tuple(methods),
+            theta[q, :n_m],
+            low[q, :n_m],
+            high[q, :n_m],
+            se[q, :n_m],
+            ranks,
+            dominance,
+            float(theta[q, n_m]),
+            ConfidenceInterval(float(low[q, n_m]), float(high[q, n_m])),
+            float(theta[q, n_m + 1]) if ties == "davidson" else None,
+            ties,
+            ridge,
+            bool(converged[q]),
+            int(failed[q]),
+            procedure,
+            random_factors,
+            float(df[q]),
+            int(n_resamples),
+            confidence_level,
+            seed,
+        )
     return results
 
 
@@ -387,6 +404,13 @@ def bradley_terry(
         rng = np.random.default_rng(seed)
         replicates = bootstrap.replicate_counts(cells, int(n_resamples), rng, random_factors, weights)
     return bt_results(
-        cells, procedure=procedure, random_factors=random_factors, ties=ties, ridge=ridge,
-        confidence_level=confidence_level, n_resamples=int(n_resamples), seed=seed, replicates=replicates,
-    )  # fmt: skip
+        cells,
+        procedure=procedure,
+        random_factors=random_factors,
+        ties=ties,
+        ridge=ridge,
+        confidence_level=confidence_level,
+        n_resamples=int(n_resamples),
+        seed=seed,
+        replicates=replicates,
+    )

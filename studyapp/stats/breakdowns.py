@@ -66,8 +66,9 @@ def win_rate_breakdown(
     slice_index = cells.cell * max(n_levels, 1) + cells.factor_codes[by]
     n_slices = cells.n_cells * max(n_levels, 1)
     others = {f: cells.factor_codes[f] for f in FACTORS if f != by}
-    found = estimate_cells(slice_index, cells.outcome, others, n_slices, random_factors=random,
-                           confidence_level=confidence_level)  # fmt: skip
+    found = estimate_cells(
+        slice_index, cells.outcome, others, n_slices, random_factors=random, confidence_level=confidence_level
+    )
     inference = found.inference
     low, high = inference.interval(confidence_level)
     pvalues = inference.pvalues()
@@ -80,8 +81,9 @@ def win_rate_breakdown(
         wins, ties, losses = (int(v) for v in found.counts[index])
         warnings = tuple(
             f"too few {PLURAL[f]} to test: {int(found.clusters[f][index])}, {MIN_CLUSTERS} needed"
-            for f in random if found.clusters[f][index] < MIN_CLUSTERS
-        )  # fmt: skip
+            for f in random
+            if found.clusters[f][index] < MIN_CLUSTERS
+        )
         rows.append(
             BreakdownRow(
                 cells.spec(cell).id,

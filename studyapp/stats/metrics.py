@@ -70,11 +70,20 @@ def metric_difference(
         warnings += ("no interval: the difference has no spread or a random factor has one level",)
     pvalue = float(t_pvalue(found.estimate, found.se, found.df, null=0.0)) if found.usable else float("nan")
     return MetricDifferenceResult(
-        int(keep.sum()), float(np.mean(a[keep])) if keep.any() else float("nan"),
-        float(np.mean(b[keep])) if keep.any() else float("nan"), float(found.estimate),
-        ConfidenceInterval(float(low), float(high)), float(found.se), float(found.df), pvalue,
-        int(found.clusters["subject"]), int(found.clusters["prompt"]), random, confidence_level, warnings,
-    )  # fmt: skip
+        int(keep.sum()),
+        float(np.mean(a[keep])) if keep.any() else float("nan"),
+        float(np.mean(b[keep])) if keep.any() else float("nan"),
+        float(found.estimate),
+        ConfidenceInterval(float(low), float(high)),
+        float(found.se),
+        float(found.df),
+        pvalue,
+        int(found.clusters["subject"]),
+        int(found.clusters["prompt"]),
+        random,
+        confidence_level,
+        warnings,
+    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,9 @@ def metric_agreement(
     confidence_level = check_level(confidence_level)
     outcome = np.asarray(outcome, np.int64)
     a, b = np.asarray(metric_a, float), np.asarray(metric_b, float)
-    given = {name: np.asarray(v) for name, v in (("rater", rater), ("subject", subject), ("prompt", prompt))
-             if v is not None}  # fmt: skip
+    given = {
+        name: np.asarray(v) for name, v in (("rater", rater), ("subject", subject), ("prompt", prompt)) if v is not None
+    }
     _check_lengths({"outcome": outcome, "metric_a": a, "metric_b": b, **given})
     usable = (outcome != TIE) & ~np.isnan(a) & ~np.isnan(b)
     metric_says = np.sign(a - b)
@@ -127,25 +137,60 @@ def metric_agreement(
     naive = wilson_interval(int(agree.sum()), n, confidence_level)
     if not given:
         warning = ("answers treated as independent: no rater, subject or prompt given",)
-        return MetricAgreementResult(n, int(agree.sum()), share, naive, ties, "wilson", float("nan"), float("nan"),
-                                     (), confidence_level, warning)  # fmt: skip
+        return MetricAgreementResult(
+            n, int(agree.sum()), share, naive, ties, "wilson", float("nan"), float("nan"), (), confidence_level, warning
+        )
     random = tuple(given)
     if n == 0:
-        return MetricAgreementResult(0, 0, share, naive, ties, "wilson", float("nan"), float("nan"), random,
-                                     confidence_level, ("no decided answer with both metrics",))  # fmt: skip
+        return MetricAgreementResult(
+            0,
+            0,
+            share,
+            naive,
+            ties,
+            "wilson",
+            float("nan"),
+            float("nan"),
+            random,
+            confidence_level,
+            ("no decided answer with both metrics",),
+        )
     found = _ratio(agree.astype(float), np.ones(n), {k: v[usable] for k, v in given.items()}, random)
     warnings = _few_levels(found.clusters, random)
     if found.usable:
         low, high = t_interval(found.estimate, found.se, found.df, confidence_level)
-        return MetricAgreementResult(n, int(agree.sum()), share, ConfidenceInterval(float(low), float(high)), ties,
-                                     "crossed", float(found.se), float(found.df), random, confidence_level,
-                                     warnings)  # fmt: skip
+        return MetricAgreementResult(
+            n,
+            int(agree.sum()),
+            share,
+            ConfidenceInterval(float(low), float(high)),
+            ties,
+            "crossed",
+            float(found.se),
+            float(found.df),
+            random,
+            confidence_level,
+            warnings,
+        )
     effective = min([int(c) for c in found.clusters.values()] + [n])
     fallback = wilson_interval(round(share * effective) if n else 0, effective, confidence_level)
-    warnings += (f"the crossed interval is undefined or has zero width; shown: the Wilson interval on {effective} "
-                 f"effective clusters",)  # fmt: skip
-    return MetricAgreementResult(n, int(agree.sum()), share, fallback, ties, "wilson", float("nan"), float("nan"),
-                                 random, confidence_level, warnings)  # fmt: skip
+    warnings += (
+        f"the crossed interval is undefined or has zero width; shown: the Wilson interval on {effective} "
+        f"effective clusters",
+    )
+    return MetricAgreementResult(
+        n,
+        int(agree.sum()),
+        share,
+        fallback,
+        ties,
+        "wilson",
+        float("nan"),
+        float("nan"),
+        random,
+        confidence_level,
+        warnings,
+    )
 
 
 @dataclass(frozen=True)

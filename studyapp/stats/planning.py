@@ -172,14 +172,36 @@ def plan_for_width(
 
     floor = width(_MAX_DECIDED)[0]
     if floor > half_width:
-        return WidthPlan(half_width, level, win_rate, tie_rate, False, None, None, None, float("nan"), floor,
-                         float("nan"), float("nan"))  # fmt: skip
+        return WidthPlan(
+            half_width,
+            level,
+            win_rate,
+            tie_rate,
+            False,
+            None,
+            None,
+            None,
+            float("nan"),
+            floor,
+            float("nan"),
+            float("nan"),
+        )
     n = _smallest(lambda n: width(n)[0] <= half_width)
     promised, se, df = width(n)
     return WidthPlan(
-        half_width, level, win_rate, tie_rate, True, n, int(np.ceil(n / (1 - tie_rate) - 1e-9)),
-        int(np.ceil(n / design.decided_per_rater - 1e-9)), promised, floor, se, df,
-    )  # fmt: skip
+        half_width,
+        level,
+        win_rate,
+        tie_rate,
+        True,
+        n,
+        int(np.ceil(n / (1 - tie_rate) - 1e-9)),
+        int(np.ceil(n / design.decided_per_rater - 1e-9)),
+        promised,
+        floor,
+        se,
+        df,
+    )
 
 
 def _smallest(enough, start: int = 4) -> int:
@@ -260,9 +282,16 @@ def plan_sample_size(
     n_decisive = (z_alpha * 0.5 + z_power * np.sqrt(win_rate * (1 - win_rate))) ** 2 / (win_rate - 0.5) ** 2
     n_total = n_decisive * design_effect / (1 - tie_rate)
     return SampleSizePlan(
-        win_rate, power, alpha, int(n_comparisons), tie_rate, design_effect, alpha_per_test,
-        int(np.ceil(n_decisive - 1e-9)), int(np.ceil(n_total - 1e-9)),
-    )  # fmt: skip
+        win_rate,
+        power,
+        alpha,
+        int(n_comparisons),
+        tie_rate,
+        design_effect,
+        alpha_per_test,
+        int(np.ceil(n_decisive - 1e-9)),
+        int(np.ceil(n_total - 1e-9)),
+    )
 
 
 def _crossed_plan(win_rate, power, alpha, n_comparisons, tie_rate, components, design, random_factors):
@@ -276,16 +305,38 @@ def _crossed_plan(win_rate, power, alpha, n_comparisons, tie_rate, components, d
     largest = achieved(_MAX_DECIDED)[0]
     if largest < power:
         return SampleSizePlan(
-            win_rate, power, alpha, n_comparisons, tie_rate, float("nan"), alpha_per_test, None, None,
-            "crossed", False, largest,
-        )  # fmt: skip
+            win_rate,
+            power,
+            alpha,
+            n_comparisons,
+            tie_rate,
+            float("nan"),
+            alpha_per_test,
+            None,
+            None,
+            "crossed",
+            False,
+            largest,
+        )
     n = _smallest(lambda n: achieved(n)[0] >= power)
     _, se, df = achieved(n)
     deff = se**2 / (win_rate * (1 - win_rate) / n)
     return SampleSizePlan(
-        win_rate, power, alpha, n_comparisons, tie_rate, deff, alpha_per_test, n,
-        int(np.ceil(n / (1 - tie_rate) - 1e-9)), "crossed", True, largest, se, df,
-    )  # fmt: skip
+        win_rate,
+        power,
+        alpha,
+        n_comparisons,
+        tie_rate,
+        deff,
+        alpha_per_test,
+        n,
+        int(np.ceil(n / (1 - tie_rate) - 1e-9)),
+        "crossed",
+        True,
+        largest,
+        se,
+        df,
+    )
 
 
 def _check_rates(win_rate: float, tie_rate: float, *, allow_half: bool) -> None:

@@ -75,11 +75,22 @@ def rater_quality(table: AnswerTable) -> RaterQuality:
         left_share = np.where(decisive > 0, left / np.maximum(decisive, 1), np.nan)
     total_decisive = decisive.sum()
     return RaterQuality(
-        raters, count(np.ones(code.size, bool)), count(pair_rows), gold_answers, gold_correct, gold_accuracy,
-        attention_pairs, failed_pairs, medians, decisive, left, left_share, pvalues,
+        raters,
+        count(np.ones(code.size, bool)),
+        count(pair_rows),
+        gold_answers,
+        gold_correct,
+        gold_accuracy,
+        attention_pairs,
+        failed_pairs,
+        medians,
+        decisive,
+        left,
+        left_share,
+        pvalues,
         float(left.sum() / total_decisive) if total_decisive else float("nan"),
         float(np.nanmedian(medians)) if np.isfinite(medians).any() else float("nan"),
-    )  # fmt: skip
+    )
 
 
 def _failed_check_pairs(table: AnswerTable, code: np.ndarray, n: int) -> np.ndarray:
@@ -149,21 +160,37 @@ def apply_exclusion_rules(quality: RaterQuality, rules: ExclusionRules) -> Exclu
 
     if rules.min_gold_accuracy is not None:
         enough = quality.gold_answers >= rules.min_gold_answers
-        flag(enough & (quality.gold_accuracy < rules.min_gold_accuracy), "min_gold_accuracy",
-             lambda i: f"{quality.gold_accuracy[i]:.3f} < {rules.min_gold_accuracy}")  # fmt: skip
+        flag(
+            enough & (quality.gold_accuracy < rules.min_gold_accuracy),
+            "min_gold_accuracy",
+            lambda i: f"{quality.gold_accuracy[i]:.3f} < {rules.min_gold_accuracy}",
+        )
     if rules.max_attention_failures is not None:
-        flag(quality.attention_failures > rules.max_attention_failures, "max_attention_failures",
-             lambda i: f"{quality.attention_failures[i]} > {rules.max_attention_failures}")  # fmt: skip
+        flag(
+            quality.attention_failures > rules.max_attention_failures,
+            "max_attention_failures",
+            lambda i: f"{quality.attention_failures[i]} > {rules.max_attention_failures}",
+        )
     if rules.left_share_alpha is not None:
         enough = quality.decisive_pairs >= rules.min_decisive_for_side
-        flag(enough & (quality.left_pvalue < rules.left_share_alpha), "left_share_alpha",
-             lambda i: f"left share {quality.left_share[i]:.3f}, "
-                       f"p = {quality.left_pvalue[i]:.2g} < {rules.left_share_alpha}")  # fmt: skip
+        flag(
+            enough & (quality.left_pvalue < rules.left_share_alpha),
+            "left_share_alpha",
+            lambda i: (
+                f"left share {quality.left_share[i]:.3f}, p = {quality.left_pvalue[i]:.2g} < {rules.left_share_alpha}"
+            ),
+        )
     if rules.min_median_time_ms is not None:
-        flag(quality.median_time_ms < rules.min_median_time_ms, "min_median_time_ms",
-             lambda i: f"{quality.median_time_ms[i]:.0f} ms < {rules.min_median_time_ms}")  # fmt: skip
+        flag(
+            quality.median_time_ms < rules.min_median_time_ms,
+            "min_median_time_ms",
+            lambda i: f"{quality.median_time_ms[i]:.0f} ms < {rules.min_median_time_ms}",
+        )
     if rules.min_median_time_fraction is not None and np.isfinite(quality.cohort_median_time_ms):
         floor = rules.min_median_time_fraction * quality.cohort_median_time_ms
-        flag(quality.median_time_ms < floor, "min_median_time_fraction",
-             lambda i: f"{quality.median_time_ms[i]:.0f} ms < {floor:.0f} ms")  # fmt: skip
+        flag(
+            quality.median_time_ms < floor,
+            "min_median_time_fraction",
+            lambda i: f"{quality.median_time_ms[i]:.0f} ms < {floor:.0f} ms",
+        )
     return ExclusionResult(rules, {rater: tuple(r) for rater, r in sorted(reasons.items())})

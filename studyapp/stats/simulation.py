@@ -119,11 +119,19 @@ def simulate_study(design: CrossedStudyDesign, rng: np.random.Generator) -> tupl
     specs = design.comparisons()
     tile = lambda values: np.tile(values, n_q)  # noqa: E731  (question-major rows)
     table = AnswerTable(
-        comparison=tile(comparison), question=np.repeat(np.arange(n_q), n), rater=tile(rater),
-        subject=tile(subject), prompt=tile(prompt), pair=tile(np.arange(n)), outcome=outcome.T.ravel(),
-        left_is_a=tile(rng.random(n) < 0.5), time_ms=np.full(n * n_q, np.nan), is_gold=np.zeros(n * n_q, bool),
-        is_attention=np.zeros(n * n_q, bool), check_passed=np.zeros(n * n_q, bool),
-    )  # fmt: skip
+        comparison=tile(comparison),
+        question=np.repeat(np.arange(n_q), n),
+        rater=tile(rater),
+        subject=tile(subject),
+        prompt=tile(prompt),
+        pair=tile(np.arange(n)),
+        outcome=outcome.T.ravel(),
+        left_is_a=tile(rng.random(n) < 0.5),
+        time_ms=np.full(n * n_q, np.nan),
+        is_gold=np.zeros(n * n_q, bool),
+        is_attention=np.zeros(n * n_q, bool),
+        check_passed=np.zeros(n * n_q, bool),
+    )
     return table, specs
 
 

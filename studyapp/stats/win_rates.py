@@ -177,11 +177,16 @@ def estimate_cells(
     boot = _rates(replicates.sum(axis=2).astype(np.float64)) if replicates is not None else None
     inference = _win_rate_inference(win, boot, effective, testable)
     return CellEstimates(
-        counts, win, tie_rate, tie_half, inference,
+        counts,
+        win,
+        tie_rate,
+        tie_half,
+        inference,
         _other_interval(tie_rate, None if boot is None else boot["tie_rate"], confidence_level),
         _other_interval(tie_half, None if boot is None else boot["tie_half_score"], confidence_level),
-        clusters, np.isnan(boot["win_rate"]).sum(axis=0) if boot is not None else np.zeros(n_cells, np.int64),
-    )  # fmt: skip
+        clusters,
+        np.isnan(boot["win_rate"]).sum(axis=0) if boot is not None else np.zeros(n_cells, np.int64),
+    )
 
 
 def estimate_win_rates(
@@ -200,9 +205,14 @@ def estimate_win_rates(
         rng = np.random.default_rng(seed)
         replicates = bootstrap.replicate_counts(cells, n_resamples, rng, random_factors, weights)
     found = estimate_cells(
-        cells.cell, cells.outcome, cells.factor_codes, cells.n_cells, random_factors=random_factors,
-        confidence_level=confidence_level, replicates=replicates if procedure == "bootstrap" else None,
-    )  # fmt: skip
+        cells.cell,
+        cells.outcome,
+        cells.factor_codes,
+        cells.n_cells,
+        random_factors=random_factors,
+        confidence_level=confidence_level,
+        replicates=replicates if procedure == "bootstrap" else None,
+    )
     settings = {
         "procedure": procedure,
         "random_factors": random_factors,
@@ -224,9 +234,14 @@ def _cell_result(cells: Cells, found: CellEstimates, arrays: dict, index: int, s
     inference, (low, high) = found.inference, arrays["interval"]
     wins, ties, losses = (int(v) for v in found.counts[index])
     warnings = _warnings(
-        index, settings["procedure"], inference, found.clusters, settings["random_factors"],
-        found.undefined_resamples, settings["n_resamples"],
-    )  # fmt: skip
+        index,
+        settings["procedure"],
+        inference,
+        found.clusters,
+        settings["random_factors"],
+        found.undefined_resamples,
+        settings["n_resamples"],
+    )
     return WinRateResult(
         comparison=cells.spec(index).id,
         question=cells.question(index),
@@ -356,7 +371,12 @@ def win_rate(
         raise ValueError(f"n_resamples: expected at least 1 for the bootstrap, got {n_resamples!r}")
     cells = build_cells(table, [ComparisonSpec(int(comparison), -1, -2)], [int(question)])
     results, _ = estimate_win_rates(
-        cells, procedure=procedure, random_factors=random_factors, confidence_level=confidence_level,
-        n_resamples=int(n_resamples), seed=seed, weights=weights,
-    )  # fmt: skip
+        cells,
+        procedure=procedure,
+        random_factors=random_factors,
+        confidence_level=confidence_level,
+        n_resamples=int(n_resamples),
+        seed=seed,
+        weights=weights,
+    )
     return results[0]

@@ -179,8 +179,9 @@ def study_plan(
     common = {"power": power, "alpha": alpha, "n_comparisons": tests, "tie_rate": tie_rate}
     generic = plan_sample_size(win_rate, design_effect=design_effect, **common)
     if model == CROSSED and components is None:
-        components = shared_components(win_rate, {name: shares.get(name, PlannerForm.base_fields[name].initial)
-                                                  for name in SHARES})  # fmt: skip
+        components = shared_components(
+            win_rate, {name: shares.get(name, PlannerForm.base_fields[name].initial) for name in SHARES}
+        )
     built = _pairs_built(study)
     rows = []
     for comparison in comparisons:
@@ -201,8 +202,9 @@ def _crossed_row(row: ComparisonPlan, study, win_rate, components, common, n_com
     half_width = float("nan")
     if decided >= 1:
         half_width = stats.crossed_half_width(decided, win_rate, components, design, random_factors)
-    return ComparisonPlan(row.comparison, row.usable_slots, row.pairs_built, row.answers_planned, plan, design,
-                          half_width)  # fmt: skip
+    return ComparisonPlan(
+        row.comparison, row.usable_slots, row.pairs_built, row.answers_planned, plan, design, half_width
+    )
 
 
 def _hardest(rows: list[ComparisonPlan], generic: SampleSizePlan) -> SampleSizePlan:

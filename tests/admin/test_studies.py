@@ -152,8 +152,13 @@ def test_setup_page_shows_counts_and_planner_numbers(owner_client, study):
     assert "8 / 0" in page  # usable slots / built pairs
 
 
-DESIGN_EFFECT_MODEL = {"model": "design effect", "rater_share": 0, "subject_share": 0, "prompt_share": 0,
-                       "subject_prompt_share": 0}  # fmt: skip
+DESIGN_EFFECT_MODEL = {
+    "model": "design effect",
+    "rater_share": 0,
+    "subject_share": 0,
+    "prompt_share": 0,
+    "subject_prompt_share": 0,
+}
 
 
 def test_the_planner_takes_its_shares_from_the_studys_answers_when_asked(owner_client):

@@ -71,10 +71,21 @@ def start_gunicorn(settings, transactional_db, postgres):
     def start(workers: int = 2, worker_class: str = "sync", timeout: int = 30, **env_overrides) -> str:
         port = free_port()
         command = [
-            sys.executable, "-m", "gunicorn", "studyapp.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", worker_class,
-            "--timeout", str(timeout), "--graceful-timeout", "2",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "studyapp.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            worker_class,
+            "--timeout",
+            str(timeout),
+            "--graceful-timeout",
+            "2",
+        ]
         process = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,

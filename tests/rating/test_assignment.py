@@ -164,9 +164,14 @@ class TestNextPair:
         for index in range(3):  # gold: two study images of different regular pairs, as real gold pairs are
             first, second = regular[2 * index], regular[2 * index + 1]
             Pair.objects.create(
-                study=study, kind=Pair.Kind.GOLD, image_a=first.image_a, image_b=second.image_a,
-                concept=first.concept, prompt=first.prompt, expected={"text": "a"},
-            )  # fmt: skip
+                study=study,
+                kind=Pair.Kind.GOLD,
+                image_a=first.image_a,
+                image_b=second.image_a,
+                concept=first.concept,
+                prompt=first.prompt,
+                expected={"text": "a"},
+            )
         grey = check_pair(study, Pair.Kind.ATTENTION, {"text": "a"})
         Pair.objects.filter(pk=grey.pk).update(image_a=regular[9].image_b)  # a study image against its grey copy
         rater = open_rater(study)

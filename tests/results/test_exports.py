@@ -129,8 +129,11 @@ def test_the_latex_table_compiles_as_a_fragment(tmp_path):
     )
     completed = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stdout[-2000:]
     assert (tmp_path / "paper.pdf").stat().st_size > 1000
 

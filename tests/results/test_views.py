@@ -172,8 +172,10 @@ def test_the_snapshot_form_carries_and_freezes_the_settings_on_screen(owner_clie
     assert response.status_code == 302 and response["Location"].endswith(f"?{query}")
     snapshot = AnalysisSnapshot.objects.get(label="as shown")
     assert (snapshot.settings["procedure"], snapshot.settings["n_resamples"], snapshot.settings["seed"]) == (
-        "bootstrap", 1500, 9,
-    )  # fmt: skip
+        "bootstrap",
+        1500,
+        9,
+    )
     assert "pigeonhole bootstrap" in snapshot.results["with_exclusions"]["procedure"]
 
 

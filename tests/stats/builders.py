@@ -20,8 +20,9 @@ def make_table(outcomes, raters=None, subjects=None, prompts=None, comparison=0,
     )
 
 
-def simulated_study(seed=0, n_raters=30, n_subjects=8, n_prompts=20, per_rater=40, method_strength=(0.0, 0.6, 1.2),
-                    left_bias=0.0):  # fmt: skip
+def simulated_study(
+    seed=0, n_raters=30, n_subjects=8, n_prompts=20, per_rater=40, method_strength=(0.0, 0.6, 1.2), left_bias=0.0
+):
     """Three methods, all three comparisons, three questions; raters have effects."""
     rng = np.random.default_rng(seed)
     specs = [ComparisonSpec(10, 1, 0, "B vs A"), ComparisonSpec(11, 2, 0, "C vs A"), ComparisonSpec(12, 2, 1, "C vs B")]
@@ -42,18 +43,38 @@ def simulated_study(seed=0, n_raters=30, n_subjects=8, n_prompts=20, per_rater=4
         outcomes.append(np.where(rng.random(n) < 0.2, 0, np.where(a_wins, 1, -1)))
     tile = lambda values: np.tile(values, 3)  # noqa: E731
     table = AnswerTable(
-        comparison=tile([specs[c].id for c in comparison]), question=np.repeat(np.arange(3), n), rater=tile(rater),
-        subject=tile(subject), prompt=tile(prompt), pair=tile(np.arange(n)), outcome=np.concatenate(outcomes),
-        left_is_a=tile(left), time_ms=np.full(3 * n, 4000.0), is_gold=np.zeros(3 * n, bool),
-        is_attention=np.zeros(3 * n, bool), check_passed=np.zeros(3 * n, bool),
-    )  # fmt: skip
+        comparison=tile([specs[c].id for c in comparison]),
+        question=np.repeat(np.arange(3), n),
+        rater=tile(rater),
+        subject=tile(subject),
+        prompt=tile(prompt),
+        pair=tile(np.arange(n)),
+        outcome=np.concatenate(outcomes),
+        left_is_a=tile(left),
+        time_ms=np.full(3 * n, 4000.0),
+        is_gold=np.zeros(3 * n, bool),
+        is_attention=np.zeros(3 * n, bool),
+        check_passed=np.zeros(3 * n, bool),
+    )
     return table, specs
 
 
 def quality_table():
     """Rater 1 careful; rater 2 always clicks left and fast; rater 3 fails gold and attention checks."""
-    names = ("comparison", "question", "rater", "subject", "prompt", "pair", "outcome", "left_is_a", "time_ms",
-             "is_gold", "is_attention", "check_passed")  # fmt: skip
+    names = (
+        "comparison",
+        "question",
+        "rater",
+        "subject",
+        "prompt",
+        "pair",
+        "outcome",
+        "left_is_a",
+        "time_ms",
+        "is_gold",
+        "is_attention",
+        "check_passed",
+    )
     columns = {name: [] for name in names}
     rng = np.random.default_rng(0)
     pair = 0

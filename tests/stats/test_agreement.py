@@ -10,13 +10,37 @@ from tests.stats.builders import make_table
 # Fleiss (1971), Psychological Bulletin 76(5), Table 1: 30 patients, 6 psychiatrists each, diagnoses
 # (depression, personality disorder, schizophrenia, neurosis, other) as counts per patient.
 FLEISS_1971 = [
-    [0, 0, 0, 6, 0], [0, 3, 0, 0, 3], [0, 1, 4, 0, 1], [0, 0, 0, 0, 6], [0, 3, 0, 3, 0],
-    [2, 0, 4, 0, 0], [0, 0, 4, 0, 2], [2, 0, 3, 1, 0], [2, 0, 0, 4, 0], [0, 0, 0, 0, 6],
-    [1, 0, 0, 5, 0], [1, 1, 0, 4, 0], [0, 3, 3, 0, 0], [1, 0, 0, 5, 0], [0, 2, 0, 3, 1],
-    [0, 0, 5, 0, 1], [3, 0, 0, 1, 2], [5, 1, 0, 0, 0], [0, 2, 0, 4, 0], [1, 0, 2, 0, 3],
-    [0, 0, 0, 0, 6], [0, 1, 0, 5, 0], [0, 2, 0, 1, 3], [2, 0, 0, 4, 0], [1, 0, 0, 4, 1],
-    [0, 5, 0, 1, 0], [4, 0, 0, 0, 2], [0, 2, 0, 4, 0], [1, 0, 5, 0, 0], [0, 0, 0, 0, 6],
-]  # fmt: skip
+    [0, 0, 0, 6, 0],
+    [0, 3, 0, 0, 3],
+    [0, 1, 4, 0, 1],
+    [0, 0, 0, 0, 6],
+    [0, 3, 0, 3, 0],
+    [2, 0, 4, 0, 0],
+    [0, 0, 4, 0, 2],
+    [2, 0, 3, 1, 0],
+    [2, 0, 0, 4, 0],
+    [0, 0, 0, 0, 6],
+    [1, 0, 0, 5, 0],
+    [1, 1, 0, 4, 0],
+    [0, 3, 3, 0, 0],
+    [1, 0, 0, 5, 0],
+    [0, 2, 0, 3, 1],
+    [0, 0, 5, 0, 1],
+    [3, 0, 0, 1, 2],
+    [5, 1, 0, 0, 0],
+    [0, 2, 0, 4, 0],
+    [1, 0, 2, 0, 3],
+    [0, 0, 0, 0, 6],
+    [0, 1, 0, 5, 0],
+    [0, 2, 0, 1, 3],
+    [2, 0, 0, 4, 0],
+    [1, 0, 0, 4, 1],
+    [0, 5, 0, 1, 0],
+    [4, 0, 0, 0, 2],
+    [0, 2, 0, 4, 0],
+    [1, 0, 5, 0, 0],
+    [0, 0, 0, 0, 6],
+]
 
 
 def _unit_counts(matrix, categories):
@@ -54,18 +78,31 @@ def test_fleiss_kappa_reproduces_fleiss_1971_table_1():
 def test_fleiss_kappa_reproduces_the_textbook_example():
     # the worked example of the Wikipedia article "Fleiss' kappa": 10 subjects, 14 raters, 5 categories
     counts = [
-        [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
-    ]  # fmt: skip
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     assert stats.fleiss_kappa(counts) == pytest.approx(0.210, abs=5e-4)
 
 
 def test_agreement_on_overlap_pairs_uses_only_pairs_with_several_raters():
     # pairs 0-2 rated by three raters, pair 3 by one rater (not pairable)
     table = AnswerTable.from_lists(
-        comparison=[0] * 10, question=[0] * 10, rater=[1, 2, 3, 1, 2, 3, 1, 2, 3, 1], subject=[0] * 10,
-        prompt=[0] * 10, pair=[0, 0, 0, 1, 1, 1, 2, 2, 2, 3], outcome=[1, 1, 1, -1, -1, 0, 1, 0, 1, -1],
-    )  # fmt: skip
+        comparison=[0] * 10,
+        question=[0] * 10,
+        rater=[1, 2, 3, 1, 2, 3, 1, 2, 3, 1],
+        subject=[0] * 10,
+        prompt=[0] * 10,
+        pair=[0, 0, 0, 1, 1, 1, 2, 2, 2, 3],
+        outcome=[1, 1, 1, -1, -1, 0, 1, 0, 1, -1],
+    )
     result = stats.agreement(table, question=0, n_resamples=200, seed=1)
     assert result.n_units == 3 and result.n_answers == 9
     counts = [[3, 0, 0], [0, 1, 2], [2, 1, 0]]  # A / tie / B per unit

@@ -134,9 +134,12 @@ def test_results_are_reported_with_and_without_exclusions():
     table = quality_table()
     specs = [ComparisonSpec(0, 1, 2)]
     result = stats.analyse_with_and_without_exclusions(
-        table, specs, AnalysisSettings(n_resamples=100), rules=ExclusionRules(left_share_alpha=0.001),
+        table,
+        specs,
+        AnalysisSettings(n_resamples=100),
+        rules=ExclusionRules(left_share_alpha=0.001),
         excluded_raters=[3],
-    )  # fmt: skip
+    )
     assert result.excluded_raters == (2, 3)
     assert result.all_raters.excluded_raters == () and result.with_exclusions.excluded_raters == (2, 3)
     assert result.with_exclusions.n_excluded_answers == 180 and result.with_exclusions.n_answers == 90

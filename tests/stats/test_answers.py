@@ -14,8 +14,9 @@ def test_answer_table_rejects_outcomes_outside_method_space():
 
 def test_answer_table_rejects_columns_of_unequal_length():
     with pytest.raises(ValueError, match="expected columns of equal length"):
-        AnswerTable.from_lists(comparison=[0, 0], question=[0], rater=[1, 2], subject=[1, 1], prompt=[1, 2],
-                               outcome=[1, -1])  # fmt: skip
+        AnswerTable.from_lists(
+            comparison=[0, 0], question=[0], rater=[1, 2], subject=[1, 1], prompt=[1, 2], outcome=[1, -1]
+        )
 
 
 def test_answer_table_from_rows_reads_values_list_tuples_with_subject_and_prompt():

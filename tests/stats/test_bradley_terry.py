@@ -38,9 +38,13 @@ def test_crossed_intervals_match_the_model_based_ones_when_answers_are_independe
     rng = np.random.default_rng(4)
     n = 6000
     outcome = np.where(rng.random(n) < 0.2, 0, np.where(rng.random(n) < 0.6, 1, -1))
-    table = make_table(outcome.tolist(), raters=rng.integers(0, 600, n).tolist(),
-                       subjects=rng.integers(0, 40, n).tolist(), prompts=rng.integers(0, 40, n).tolist(),
-                       left_is_a=(rng.random(n) < 0.5).tolist())  # fmt: skip
+    table = make_table(
+        outcome.tolist(),
+        raters=rng.integers(0, 600, n).tolist(),
+        subjects=rng.integers(0, 40, n).tolist(),
+        prompts=rng.integers(0, 40, n).tolist(),
+        left_is_a=(rng.random(n) < 0.5).tolist(),
+    )
     result = stats.bradley_terry(table, [ComparisonSpec(0, 1, 2)])[0]
     # half ties: the difference of the two log-strengths is the log-odds of a binomial score
     score = (outcome == 1).mean() + (outcome == 0).mean() / 2
@@ -72,8 +76,9 @@ def test_bradley_terry_stays_finite_when_a_method_always_wins():
     table = make_table(outcome, raters=[i % 8 for i in range(40)], left_is_a=[i % 2 == 0 for i in range(40)])
     for procedure in ("crossed", "bootstrap"):
         for ties in ("half", "davidson"):
-            result = stats.bradley_terry(table, [ComparisonSpec(0, 1, 2)], ties=ties, procedure=procedure,
-                                         n_resamples=100)[0]  # fmt: skip
+            result = stats.bradley_terry(
+                table, [ComparisonSpec(0, 1, 2)], ties=ties, procedure=procedure, n_resamples=100
+            )[0]
             assert np.isfinite(result.scores).all() and result.converged
             assert result.scores[0] > result.scores[1]
             assert np.isfinite(result.scores_ci_low).all() and np.isfinite(result.scores_ci_high).all()

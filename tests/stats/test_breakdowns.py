@@ -15,8 +15,12 @@ def subject_study(seed=0):
     subject = rng.integers(0, 6, n)
     a_wins = rng.random(n) < np.where(subject == 3, 0.8, 0.5)
     outcome = np.where(rng.random(n) < 0.2, 0, np.where(a_wins, 1, -1))
-    return make_table(outcome.tolist(), raters=rng.integers(0, 150, n).tolist(), subjects=(subject + 100).tolist(),
-                      prompts=rng.integers(0, 15, n).tolist())  # fmt: skip
+    return make_table(
+        outcome.tolist(),
+        raters=rng.integers(0, 150, n).tolist(),
+        subjects=(subject + 100).tolist(),
+        prompts=rng.integers(0, 15, n).tolist(),
+    )
 
 
 def test_per_subject_breakdown_gives_one_row_per_subject_with_its_counts():

@@ -7,8 +7,14 @@ from studyapp import stats
 from studyapp.stats.simulation import CrossedStudyDesign, run_studies, simulate_study
 
 # one comparison x question per cell; 30 pairs per rater over 3 comparisons, 25% ties: 7.5 decided per cell
-PILOT = {"n_subjects": 12, "n_prompts": 15, "n_comparisons": 3, "n_questions": 1, "pairs_per_rater": 30,
-         "win_rates": (0.6, 0.55, 0.5)}  # fmt: skip
+PILOT = {
+    "n_subjects": 12,
+    "n_prompts": 15,
+    "n_comparisons": 3,
+    "n_questions": 1,
+    "pairs_per_rater": 30,
+    "win_rates": (0.6, 0.55, 0.5),
+}
 DESIGN = stats.CrossedDesign(n_subjects=12, n_prompts=15, decided_per_rater=7.5)
 
 

@@ -24,8 +24,9 @@ def test_rater_quality_reports_gold_attention_time_and_side_per_rater():
 
 def test_exclusion_rules_return_each_excluded_rater_with_reasons():
     quality = stats.rater_quality(quality_table())
-    rules = ExclusionRules(min_gold_accuracy=0.8, max_attention_failures=1, left_share_alpha=0.001,
-                           min_median_time_fraction=0.3)  # fmt: skip
+    rules = ExclusionRules(
+        min_gold_accuracy=0.8, max_attention_failures=1, left_share_alpha=0.001, min_median_time_fraction=0.3
+    )
     result = stats.apply_exclusion_rules(quality, rules)
     assert result.excluded_raters == (2, 3)
     assert [r.split(":")[0] for r in result.reasons[2]] == ["left_share_alpha", "min_median_time_fraction"]

@@ -32,8 +32,12 @@ def test_the_interval_is_wider_than_wilson_when_raters_disagree():
     # ten raters who each always pick the same side: answers within a rater are copies
     raters = np.repeat(np.arange(10), 20)
     outcome = np.where(raters < 6, 1, -1)
-    table = make_table(outcome.tolist(), raters=raters.tolist(), subjects=(np.arange(200) % 7).tolist(),
-                       prompts=(np.arange(200) % 20).tolist())  # fmt: skip
+    table = make_table(
+        outcome.tolist(),
+        raters=raters.tolist(),
+        subjects=(np.arange(200) % 7).tolist(),
+        prompts=(np.arange(200) % 20).tolist(),
+    )
     result = stats.win_rate(table, 0, 0)
     wilson = result.wilson_ci()
     assert result.win_rate == 0.6
@@ -59,8 +63,12 @@ def test_declaring_subjects_fixed_narrows_the_interval_and_is_echoed():
     n = 3000
     subject = rng.integers(0, 6, n)
     a_wins = rng.random(n) < np.array([0.3, 0.4, 0.5, 0.6, 0.7, 0.8])[subject]
-    table = make_table(np.where(a_wins, 1, -1).tolist(), raters=rng.integers(0, 100, n).tolist(),
-                       subjects=subject.tolist(), prompts=rng.integers(0, 20, n).tolist())  # fmt: skip
+    table = make_table(
+        np.where(a_wins, 1, -1).tolist(),
+        raters=rng.integers(0, 100, n).tolist(),
+        subjects=subject.tolist(),
+        prompts=rng.integers(0, 20, n).tolist(),
+    )
     random = stats.win_rate(table, 0, 0)
     fixed = stats.win_rate(table, 0, 0, random_factors=("rater", "prompt"))
     width = lambda r: r.win_rate_ci.high - r.win_rate_ci.low  # noqa: E731
@@ -83,8 +91,9 @@ def test_one_rater_is_not_tested_and_falls_back_to_wilson_on_one_cluster():
 
 def test_a_zero_width_interval_falls_back_to_wilson_on_the_effective_clusters_and_says_so():
     # every answer prefers A: the clustered variance is zero, not the uncertainty
-    table = make_table([1] * 30, raters=list(range(30)), subjects=[i % 5 for i in range(30)],
-                       prompts=[i % 6 for i in range(30)])  # fmt: skip
+    table = make_table(
+        [1] * 30, raters=list(range(30)), subjects=[i % 5 for i in range(30)], prompts=[i % 6 for i in range(30)]
+    )
     for procedure in ("crossed", "bootstrap"):
         result = stats.win_rate(table, 0, 0, procedure=procedure, n_resamples=300)
         assert result.win_rate == 1.0 and result.testable and result.interval_method == "wilson"

@@ -23,8 +23,18 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 TEMPLATES = ("a {concept} in the snow", "a {concept} on the beach", "a {concept} in a city", "a {concept} at night")
-FORM = {"win_rate": 0.6, "power": 0.8, "alpha": 0.05, "tie_rate": 0.2, "model": "crossed", "design_effect": 1.5,
-        "rater_share": 0.05, "subject_share": 0.03, "prompt_share": 0.03, "subject_prompt_share": 0.02}  # fmt: skip
+FORM = {
+    "win_rate": 0.6,
+    "power": 0.8,
+    "alpha": 0.05,
+    "tie_rate": 0.2,
+    "model": "crossed",
+    "design_effect": 1.5,
+    "rater_share": 0.05,
+    "subject_share": 0.03,
+    "prompt_share": 0.03,
+    "subject_prompt_share": 0.02,
+}
 
 
 def _study(comparisons: int, seeds: int = 2, **fields) -> Study:
@@ -122,8 +132,9 @@ def test_the_crossed_plan_uses_each_comparisons_subjects_and_prompts():
     row = study_plan(study, win_rate=0.6).comparisons[0]
     assert row.plan.method == "crossed" and row.design == design
     components = stats.VarianceComponents(rater=0.012, subject=0.0072, prompt=0.0072, subject_prompt=0.0048)
-    expected = stats.plan_sample_size(0.6, power=0.8, alpha=0.05, n_comparisons=3, tie_rate=0.25,
-                                      components=components, design=design)  # fmt: skip
+    expected = stats.plan_sample_size(
+        0.6, power=0.8, alpha=0.05, n_comparisons=3, tie_rate=0.25, components=components, design=design
+    )
     assert row.answers_needed == expected.n_total  # the default shares 0.05/0.03/0.03/0.02 of 0.6 x 0.4
 
 
