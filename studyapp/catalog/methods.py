@@ -39,6 +39,14 @@ def check_steps(steps) -> int:
         raise ValidationError({"steps": str(exc).removeprefix("steps: ")}) from None
 
 
+def check_method_name(name: str) -> str:
+    """The name as the admin accepts it: the model field's own checks (a slug of at most 100 characters)."""
+    try:
+        return Method._meta.get_field("name").clean(name, None)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
+
+
 def validate_method(method: Method) -> None:
     """Check a method's sampler and fill in its parameters; an external method has neither."""
     if method.kind == Method.Kind.EXTERNAL:
