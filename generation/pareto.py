@@ -77,6 +77,12 @@ def plot_pareto(
         return _draw(points, Path(out), title, ts_label, is_label)
 
 
+def plain_text(text: str) -> str:
+    """Text that matplotlib draws as written: a pair of '$' would start mathtext, and a malformed
+    formula such as '$\\frac$' raises while drawing. An escaped '\\$' is a literal dollar sign."""
+    return str(text).replace("$", r"\$")
+
+
 def _draw(points: list[SweepPoint], base: Path, title: str, ts_label: str, is_label: str) -> list[Path]:
     from matplotlib.figure import Figure
 
@@ -85,10 +91,11 @@ def _draw(points: list[SweepPoint], base: Path, title: str, ts_label: str, is_la
     families = sorted({point.family for point in points})
     for family in families:
         members = _sweep_order([p for p in points if p.family == family])
-        axes.plot([p.ts for p in members], [p.image_similarity for p in members], marker="o", label=family)
+        axes.plot([p.ts for p in members], [p.image_similarity for p in members], marker="o", label=plain_text(family))
         for member in members:
             if member.label:
-                axes.annotate(member.label, member.coordinates, textcoords="offset points", xytext=(4, 4), fontsize=7)
+                label = plain_text(member.label)
+                axes.annotate(label, member.coordinates, textcoords="offset points", xytext=(4, 4), fontsize=7)
     front = pareto_front(points)
     axes.plot(
         [p.ts for p in front],
@@ -98,10 +105,10 @@ def _draw(points: list[SweepPoint], base: Path, title: str, ts_label: str, is_la
         linewidth=1,
         label="Pareto front",
     )
-    axes.set_xlabel(ts_label)
-    axes.set_ylabel(is_label)
+    axes.set_xlabel(plain_text(ts_label))
+    axes.set_ylabel(plain_text(is_label))
     if title:
-        axes.set_title(title)
+        axes.set_title(plain_text(title))
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
