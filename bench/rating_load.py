@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_SECRET_KEY = "bench-only-not-a-deployment-key-" + "b" * 32  # production settings require one
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/rating_bench"
 MAX_RATERS = 1000
 MAX_SECONDS = 300
@@ -431,6 +432,7 @@ def main() -> int:
         "DATABASE_URL": database,
         "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
         "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or BENCH_SECRET_KEY,
         # Every simulated rater arrives from loopback at once: lift the admission limits meant for the public.
         "RATER_NEW_PER_ADDRESS_PER_MINUTE": "0",
         "RATER_MAX_ACTIVE": "0",
