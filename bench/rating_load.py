@@ -3,10 +3,18 @@
     python bench/rating_load.py                           # 200 raters at human pace, then saturation
     python bench/rating_load.py --raters 50 --duration 20 --think 2 --saturation-raters 16
 
-Each rater is a thread that walks the real pages: entry link, consent, instructions, then
-"next pair" (GET of the rating page, which claims the lookahead pair), the pair's two images, a
-think time, and "submit" (the form POST). Load generator and server share this machine's cores, so
-the numbers are lower bounds for the server. SQL statements per request are counted in-process with
+Each rater is a thread that walks the real pages: entry link, consent, instructions, then one loop
+per pair, on one of two paths:
+
+- page: "next pair" (GET of the rating page, which claims the lookahead pair), the pair's two
+  images, a think time, and "submit" (the form POST, answered 303): what a browser without
+  JavaScript does;
+- json: the pair's two images, a think time, and "submit" to answer.json, whose reply is the next
+  pair: what the page's script does.
+
+The human-pace phase uses --path; the saturation phase runs both paths one after the other in the
+same run and prints the ratio of their loop rates. Load generator and server share this machine's
+cores, so the numbers are lower bounds for the server. SQL statements per request are counted in-process with
 CaptureQueriesContext against the same database. Needs PostgreSQL (DATABASE_URL, default a
 `rating_bench` database on 127.0.0.1); without it the benchmark says so and exits.
 """
@@ -35,6 +43,8 @@ DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/rating_bench"
 MAX_RATERS = 1000
 MAX_SECONDS = 300
 TOKEN = re.compile(r'name="assignment" value="([^"]+)"')
+PAIR_IMAGE = re.compile(r'src="(/i/[^"]+)"')
+PATHS = ("page", "json")
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -44,7 +54,8 @@ def parse_args():
     parser.add_argument("--think", type=float, default=5.0, help="mean seconds a rater looks at a pair (default 5)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of the human-pace phase (default 30)")
     parser.add_argument("--saturation-raters", type=int, default=32, help="raters with no think time (0 skips)")
-    parser.add_argument("--saturation-duration", type=float, default=15.0)
+    parser.add_argument("--saturation-duration", type=float, default=15.0, help="seconds per path (default 15)")
+    parser.add_argument("--path", choices=PATHS, default="json", help="the human-pace phase's path (default json)")
     parser.add_argument("--pairs", type=int, default=16000, help="pairs in the study (default 16000, the paper's size)")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn sync workers (default: one per core)"
@@ -267,17 +278,36 @@ class Recorder:
         return status, headers, content
 
 
-def run_rater(port: int, link: str, deadline: float, think: float, images: bool, recorder: Recorder, seed: int):
-    rng = random.Random(seed)
-    cookies: dict = {}
-    if think:
-        time.sleep(rng.uniform(0, think))  # arrivals spread over the first think time
-    status, headers, _ = request(port, "GET", f"/s/{link}/", cookies=cookies)
+def enter_study(port: int, link: str, cookies: dict) -> tuple[str, str]:
+    """Entry link, consent and instructions; returns the rater's page and the HTML of their first pair."""
+    _, headers, _ = request(port, "GET", f"/s/{link}/", cookies=cookies)
     home = headers["Location"]
     _, _, page = request(port, "GET", home, cookies=cookies)
     csrf = CSRF.search(page.decode()).group(1)
     request(port, "POST", f"{home}consent", {"consent": "yes", "csrfmiddlewaretoken": csrf}, cookies)
     request(port, "POST", f"{home}start", {"csrfmiddlewaretoken": csrf}, cookies)
+    return home, request(port, "GET", home, cookies=cookies)[2].decode()
+
+
+def answer_body(rng: random.Random, token: str, csrf: str) -> dict:
+    answer = {q: rng.choice("120") for q in ("text", "image", "overall")}
+    return {"assignment": token, "csrfmiddlewaretoken": csrf, "response_ms": "4000", **answer}
+
+
+def run_rater(
+    port: int, link: str, deadline: float, think: float, images: bool, recorder: Recorder, seed: int, path: str
+):
+    rng = random.Random(seed)
+    cookies: dict = {}
+    if think:
+        time.sleep(rng.uniform(0, think))  # arrivals spread over the first think time
+    home, first_page = enter_study(port, link, cookies)
+    loop = page_loop if path == "page" else json_loop
+    loop(port, home, first_page, deadline, think, images, recorder, rng, cookies)
+
+
+def page_loop(port, home, first_page, deadline, think, images, recorder, rng, cookies):
+    """GET the rating page, its two images, POST the form: two page requests per pair."""
     while time.monotonic() < deadline:
         status, _, page = recorder.timed("next pair", port, "GET", home, 200, cookies=cookies)
         if status != 200:
@@ -287,20 +317,40 @@ def run_rater(port: int, link: str, deadline: float, think: float, images: bool,
         if token is None:
             return  # finished
         if images:
-            for path in re.findall(r'src="(/i/[^"]+)"', html):
-                recorder.timed("image", port, "GET", path, 200)
+            for image in PAIR_IMAGE.findall(html):
+                recorder.timed("image", port, "GET", image, 200)
         if think:
             time.sleep(think * rng.uniform(0.5, 1.5))
-        answer = {q: rng.choice("120") for q in ("text", "image", "overall")}
-        body = {
-            "assignment": token.group(1),
-            "csrfmiddlewaretoken": CSRF.search(html).group(1),
-            "response_ms": "4000",
-            **answer,
-        }
+        body = answer_body(rng, token.group(1), CSRF.search(html).group(1))
         recorder.timed("submit", port, "POST", f"{home}answer", 303, body=body, cookies=cookies)
         with recorder.lock:
             recorder.loops += 1
+
+
+def json_loop(port, home, first_page, deadline, think, images, recorder, rng, cookies):
+    """The two images, POST to answer.json, whose reply is the next pair: one page request per pair."""
+    csrf = CSRF.search(first_page).group(1)
+    token = TOKEN.search(first_page)
+    if token is None:
+        return
+    pair = {"assignment": token.group(1), "images": PAIR_IMAGE.findall(first_page)}
+    while time.monotonic() < deadline:
+        if images:
+            for image in pair["images"]:
+                recorder.timed("image", port, "GET", image, 200)
+        if think:
+            time.sleep(think * rng.uniform(0.5, 1.5))
+        body = answer_body(rng, pair["assignment"], csrf)
+        status, _, reply = recorder.timed(
+            "submit + next pair", port, "POST", f"{home}answer.json", 200, body=body, cookies=cookies
+        )
+        if status != 200:
+            return
+        with recorder.lock:
+            recorder.loops += 1
+        pair = json.loads(reply)
+        if pair["state"] != "pair":
+            return  # finished
 
 
 def server_cpu_seconds(master_pid: int, database: str) -> dict[str, float]:
@@ -323,13 +373,17 @@ def server_cpu_seconds(master_pid: int, database: str) -> dict[str, float]:
     return {name: value / ticks for name, value in total.items()}
 
 
-def run_phase(port: int, link: str, raters: int, seconds: float, think: float, images: bool, server=None) -> dict:
+def run_phase(
+    port: int, link: str, raters: int, seconds: float, think: float, images: bool, path: str, server=None
+) -> dict:
     recorder = Recorder()
     cpu_before, client_before = (server_cpu_seconds(*server) if server else {}), time.process_time()
     started = time.monotonic()
     deadline = started + seconds
     threads = [
-        threading.Thread(target=run_rater, args=(port, link, deadline, think, images, recorder, seed), daemon=True)
+        threading.Thread(
+            target=run_rater, args=(port, link, deadline, think, images, recorder, seed, path), daemon=True
+        )
         for seed in range(raters)
     ]
     for thread in threads:
@@ -337,7 +391,7 @@ def run_phase(port: int, link: str, raters: int, seconds: float, think: float, i
     for thread in threads:
         thread.join(timeout=seconds + 60)
     elapsed = time.monotonic() - started
-    result = summarize(recorder, elapsed, raters, think)
+    result = {"path": path, **summarize(recorder, elapsed, raters, think)}
     loops = max(recorder.loops, 1)
     if server:
         cpu_after = server_cpu_seconds(*server)
@@ -400,6 +454,12 @@ def count_queries(study) -> dict:
         with CaptureQueriesContext(connection) as captured:
             client.post(f"{home}answer", {"assignment": token, "text": "1", "image": "2", "overall": "0"})
         counts["submit"].append(len(captured.captured_queries))
+    token = TOKEN.search(client.get(home).content.decode()).group(1)
+    for _ in range(6):
+        with CaptureQueriesContext(connection) as captured:
+            reply = client.post(f"{home}answer.json", {"assignment": token, "text": "1", "image": "2", "overall": "0"})
+        counts["submit + next pair"].append(len(captured.captured_queries))
+        token = reply.json()["assignment"]
     # The first page claims two pairs (on screen + lookahead); later ones claim one.
     return {
         kind: {"first": values[0], "steady_median": statistics.median(values[1:]), "max": max(values)}
@@ -459,22 +519,31 @@ def main() -> int:
         images = not args.no_images
         measured = (server.pid, urlparse(database).path.lstrip("/"))
         results["human_pace"] = run_phase(
-            args.port, study.open_link_token, args.raters, args.duration, args.think, images, measured
+            args.port, study.open_link_token, args.raters, args.duration, args.think, images, args.path, measured
         )
-        print(f"\n{config}, {args.raters} raters, think {args.think} s:")
+        print(f"\n{config}, {args.raters} raters, think {args.think} s, {args.path} path:")
         print(json.dumps(results["human_pace"], indent=1))
         if args.saturation_raters:
-            results["saturation"] = run_phase(
-                args.port,
-                study.open_link_token,
-                args.saturation_raters,
-                args.saturation_duration,
-                0.0,
-                images,
-                measured,
+            results["saturation"] = {}
+            for path in PATHS:
+                results["saturation"][path] = run_phase(
+                    args.port,
+                    study.open_link_token,
+                    args.saturation_raters,
+                    args.saturation_duration,
+                    0.0,
+                    images,
+                    path,
+                    measured,
+                )
+                print(f"\nsaturation: {args.saturation_raters} raters, no think time, {path} path:")
+                print(json.dumps(results["saturation"][path], indent=1))
+            rates = {path: results["saturation"][path]["loops_per_s"] for path in PATHS}
+            results["saturation_ratio_json_to_page"] = round(rates["json"] / max(rates["page"], 0.1), 2)
+            print(
+                f"\nloops/s at {args.saturation_raters} raters: page {rates['page']}, json {rates['json']}, "
+                f"ratio json/page {results['saturation_ratio_json_to_page']}"
             )
-            print(f"\nsaturation: {args.saturation_raters} raters, no think time:")
-            print(json.dumps(results["saturation"], indent=1))
     finally:
         server.terminate()
         server.wait(timeout=30)

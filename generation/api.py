@@ -116,6 +116,14 @@ def check_request(request: GenerationRequest) -> dict:
     return params
 
 
+def prepare(request: GenerationRequest) -> None:
+    """Load the request's pipeline into the process cache, so that a later `generate` starts sampling at once."""
+    from generation.pipelines import load_pipeline
+
+    check_request(request)
+    load_pipeline(request.model, request.personalization, dtype=request.dtype, device=request.device)
+
+
 def generate(request: GenerationRequest, progress: Progress | None = None) -> list[GeneratedSample]:
     """Generate one image per seed index; ``progress(images_done, images_total, step, steps)`` after every step."""
     from generation.loop import sample_batch

@@ -278,7 +278,7 @@ class Study(models.Model):
     instructions = models.TextField(blank=True)
     consent_text = models.TextField(blank=True)
     question_text = models.CharField(max_length=300, default="Which image matches the text better?")
-    question_image = models.CharField(max_length=300, default="Which image shows the subject better?")
+    question_image = models.CharField(max_length=300, default="Which image shows the same subject as the photos?")
     question_overall = models.CharField(max_length=300, default="Which image is better overall?")
     ratings_per_pair = models.PositiveIntegerField(default=3)
     overlap_fraction = models.FloatField(default=0.1, help_text="Share of pairs rated by more raters, for agreement.")

@@ -10,7 +10,7 @@ import mimetypes
 from django.conf import settings
 from django.core.cache import cache
 from django.core.signing import BadSignature
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -157,36 +157,80 @@ def answer(request, rater_token: str):
     return HttpResponseRedirect(reverse("rater_home", kwargs={"rater_token": rater.token}), status=303)
 
 
+# --------------------------------------------------------------------------------------------
+# The same page as JSON: the script swaps the next pair in place instead of loading a page
+# --------------------------------------------------------------------------------------------
+
+
+@require_GET
+def next_pair(request, rater_token: str):
+    """The pair on screen as JSON, or where the browser should go when there is none to show."""
+    return _next_pair_response(access_rater(rater_token))
+
+
+@require_POST
+def answer_json(request, rater_token: str):
+    """Store the answer as `answer` does, and reply with the next pair in the same request."""
+    rater = access_rater(rater_token)
+    values = {question: request.POST.get(question) for question in QUESTIONS}
+    try:
+        submit_answer(rater, request.POST.get("assignment", ""), values, request.POST.get("response_ms"))
+    except Refused as refusal:
+        return JsonResponse({"detail": refusal.message}, status=refusal.status)
+    return _next_pair_response(rater)
+
+
+def _next_pair_response(rater: Rater) -> JsonResponse:
+    elsewhere = JsonResponse({"state": "page", "url": reverse("rater_home", kwargs={"rater_token": rater.token})})
+    ready = rater.consented and rater.instructed and rater.study.state == Study.State.PUBLISHED
+    if not ready or rater.completed or rater.screened_out:
+        return elsewhere
+    leases = claim_leases(rater)
+    if leases.current is None:  # finished, out of pairs or all taken for now: the page says which
+        return elsewhere
+    return JsonResponse(pair_payload(leases))
+
+
 def _instructions_context(rater: Rater) -> dict:
     study = rater.study
     return {
         "rater": rater,
         "study": study,
-        "questions": [study.question_text, study.question_image, study.question_overall],
+        "questions": _question_texts(study),
     }
 
 
+def _question_texts(study: Study) -> list[str]:
+    return [study.question_text, study.question_image, study.question_overall]
+
+
 def _rating_context(rater: Rater, leases) -> dict:
-    study = rater.study
+    texts = dict(zip(QUESTIONS, _question_texts(rater.study), strict=True))
+    return {
+        "rater": rater,
+        "pair": pair_payload(leases),
+        "questions": [{"name": name, "text": texts[name]} for name in QUESTIONS],
+    }
+
+
+def pair_payload(leases) -> dict:
+    """What the page shows of the pair on screen: opaque tokens and URLs only, never a method or a file."""
     current = leases.current
     pair = current.pair
-    texts = {"text": study.question_text, "image": study.question_image, "overall": study.question_overall}
-    references = _reference_urls(pair.concept_id)
     upcoming = []
     if leases.upcoming:
         upcoming = [_image_url(leases.upcoming, 1), _image_url(leases.upcoming, 2)]
         if leases.upcoming.pair.concept_id != pair.concept_id:
             upcoming += _reference_urls(leases.upcoming.pair.concept_id)
     return {
-        "rater": rater,
-        "assignment": current,
-        "prompt_text": pair.prompt.superclass_prompt(pair.concept),
-        "reference_urls": references,
-        "image_urls": [_image_url(current, 1), _image_url(current, 2)],
-        "preload_urls": upcoming,
-        "questions": [{"name": name, "text": texts[name]} for name in QUESTIONS],
+        "state": "pair",
+        "assignment": current.token,
         "number": leases.answered + 1,
         "total": leases.quota,
+        "prompt": pair.prompt.superclass_prompt(pair.concept),
+        "images": [_image_url(current, 1), _image_url(current, 2)],
+        "references": _reference_urls(pair.concept_id),
+        "preload": upcoming,
     }
 
 

@@ -89,12 +89,28 @@ def generate_batch(run_id: int, concept_id: int, prompt_id: int, seed_indices: l
     return generate_missing(run, concept, prompt, list(seed_indices), on_step=on_step)
 
 
+def prepare_models(batch: GenerationBatch) -> None:
+    """Load the batch's models before claiming it: the lease then covers sampling only, which renews it at
+    every step, and not a first load that can outlast the lease on a busy machine.
+
+    A model that fails to load is not an error here: the same load under the lease records it on the batch.
+    """
+    from generation.api import prepare
+
+    request = build_request(batch.run, batch.concept, batch.prompt, list(batch.seed_indices) or [0])
+    try:
+        prepare(request)
+    except Exception:
+        log.info("batch %s: its models did not load before the claim; generating will say why", batch.pk)
+
+
 def run_batch(batch_id: int, worker: str | None = None) -> BatchResult | None:
     """Generate one batch under a lease. Returns None when there was nothing for this worker to do."""
     worker = worker or worker_name()
     batch = GenerationBatch.objects.filter(pk=batch_id).select_related("run__method", "concept", "prompt").first()
     if batch is None or batch.state in (Batch.DONE, Batch.CANCELLED):
         return None
+    prepare_models(batch)
     if not claim_batch(batch_id, worker, lease_seconds()):
         log.info("batch %s is done, cancelled or held by another worker: skipped", batch_id)
         return None
