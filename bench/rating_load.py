@@ -27,7 +27,6 @@ import json
 import os
 import random
 import re
-import secrets
 import socket
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_SECRET_KEY = "bench-only-not-a-deployment-key-" + "b" * 32  # production settings require one
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/rating_bench"
 MAX_RATERS = 1000
 MAX_SECONDS = 300
@@ -553,8 +553,7 @@ def main() -> int:
         "DATABASE_URL": database,
         "MEDIA_ROOT": os.environ.get("BENCH_MEDIA_ROOT", "/tmp/rating-bench-media"),
         "DEBUG": "0",
-        # Production settings need a key; one per run serves the server and the in-process counts alike.
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + secrets.token_urlsafe(40),
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or BENCH_SECRET_KEY,
         # Every simulated rater arrives from loopback at once: lift the admission limits meant for the public.
         "RATER_NEW_PER_ADDRESS_PER_MINUTE": "0",
         "RATER_MAX_ACTIVE": "0",

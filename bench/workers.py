@@ -51,6 +51,7 @@ def setup(args, media_root: Path, model_dir: Path) -> dict:
         "GENERATION_MODEL": str(model_dir),
         "GENERATION_DEVICE": "cpu",
         "DJANGO_SETTINGS_MODULE": "studyapp.settings",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-a-deployment-key-" + "b" * 32,
     }
     if not env["DATABASE_URL"].startswith("postgres"):
         sys.exit(f"bench/workers.py: expected a postgres:// DATABASE_URL, got {env['DATABASE_URL']!r}")

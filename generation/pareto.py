@@ -98,14 +98,24 @@ def pareto_figure(
     for family in families:
         members = _sweep_order([p for p in points if p.family == family])
         if len(members) > 1:
-            axes.plot([p.ts for p in members], [p.image_similarity for p in members], marker="o", label=family)
+            axes.plot(
+                [p.ts for p in members], [p.image_similarity for p in members], marker="o", label=plain_text(family)
+            )
         else:
             marker = SINGLE_MARKERS[singles % len(SINGLE_MARKERS)]
             singles += 1
-            axes.plot([members[0].ts], [members[0].image_similarity], marker=marker, linestyle="none", label=family)
+            axes.plot(
+                [members[0].ts],
+                [members[0].image_similarity],
+                marker=marker,
+                linestyle="none",
+                label=plain_text(family),
+            )
         for member in members:
             if member.label and member.label != family:
-                axes.annotate(member.label, member.coordinates, textcoords="offset points", xytext=(5, 4), fontsize=7)
+                axes.annotate(
+                    plain_text(member.label), member.coordinates, textcoords="offset points", xytext=(5, 4), fontsize=7
+                )
     front = pareto_front(points)
     axes.plot(
         [p.ts for p in front],
@@ -119,14 +129,20 @@ def pareto_figure(
         zorder=1,
     )
     _readable_axes(axes, points)
-    axes.set_xlabel(f"{ts_label} (text similarity, higher is better)")
-    axes.set_ylabel(f"{is_label} (subject similarity, higher is better)")
+    axes.set_xlabel(f"{plain_text(ts_label)} (text similarity, higher is better)")
+    axes.set_ylabel(f"{plain_text(is_label)} (subject similarity, higher is better)")
     if title:
-        axes.set_title(title)
+        axes.set_title(plain_text(title))
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
+
+
+def plain_text(text: str) -> str:
+    """Text that matplotlib draws as written: a pair of '$' would start mathtext, and a malformed
+    formula such as '$\\frac$' raises while drawing. An escaped '\\$' is a literal dollar sign."""
+    return str(text).replace("$", r"\$")
 
 
 def _readable_axes(axes, points: list[SweepPoint]) -> None:

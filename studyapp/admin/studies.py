@@ -1,9 +1,6 @@
 """Admin for study design: studies with their comparisons, the set-up page (pairs, planner, publishing),
 and the pairs built for them."""
 
-import csv
-import io
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -21,6 +18,7 @@ from studyapp.models import QUESTIONS, Comparison, Method, Pair, Study
 from studyapp.rating.admission import MAX_INVITES, PROLIFIC_ID, PROLIFIC_QUERY, invite_query, make_invites
 from studyapp.rating.monitor import collection_status
 from studyapp.results.analysis import study_results
+from studyapp.results.exports import csv_lines
 from studyapp.studies.check_images import CHECK_METHODS
 from studyapp.studies.checks import rater_checks
 from studyapp.studies.freeze import DESIGN_FIELDS, StudyFrozen
@@ -416,11 +414,8 @@ def rater_links(request, study: Study) -> dict[str, str]:
 
 
 def _invites_csv(study: Study, codes: list[str], open_link: str) -> HttpResponse:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["code", "link"])
-    writer.writerows([code, f"{open_link}?{invite_query(code)}"] for code in codes)
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    rows = ([code, f"{open_link}?{invite_query(code)}"] for code in codes)
+    response = HttpResponse("".join(csv_lines(["code", "link"], rows)), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-invites.csv"'
     return response
 

@@ -20,8 +20,9 @@ class StaffModelPermissions(BasePermission):
         required = getattr(view, "required_permissions", {})
         method = "GET" if request.method in READ_METHODS else request.method
         if method not in required:
-            self.message = f"{request.method} is not allowed here."
-            return False
+            # A method the view does not serve gets DRF's 405; one it serves but does not list, a 403.
+            self.message = f"{request.method} needs a permission this view does not declare."
+            return not hasattr(view, request.method.lower())
         missing = missing_permissions(user, required[method])
         if missing:
             self.message = permission_refusal(missing)

@@ -24,6 +24,7 @@ from studyapp.catalog.dreambooth import (
     prompt_set_for_kind,
 )
 from studyapp.catalog.images import CheckedImage, check_image_bytes
+from studyapp.catalog.methods import check_method_name
 from studyapp.models import Concept, GeneratedImage, GenerationRun, Method, Prompt, ReferenceImage
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -225,7 +226,10 @@ def _check_row(number: int, raw: dict, base: Path) -> ManifestRow:
         checked = check_image_bytes(file_path.read_bytes(), name=str(file_path))
     except ValidationError as exc:
         fail(exc.messages[0])
-    method = str(raw["method"]).strip()
+    try:
+        method = check_method_name(str(raw["method"]).strip())
+    except ValidationError as exc:
+        fail(f"method {raw['method']!r}: {' '.join(exc.messages)}")
     return ManifestRow(number, method, concept, prompt, seed_index, seed, file_path, checked)
 
 

@@ -53,6 +53,14 @@ def check_base_model(base_model: str) -> str:
     return base_model
 
 
+def check_method_name(name: str) -> str:
+    """The name as the admin accepts it: the model field's own checks (a slug of at most 100 characters)."""
+    try:
+        return Method._meta.get_field("name").clean(name, None)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
+
+
 def validate_method(method: Method) -> None:
     """Check a method's sampler and fill in its parameters; an external method has neither."""
     if method.kind == Method.Kind.EXTERNAL:

@@ -80,11 +80,26 @@ class _Echo:
         return value
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection), so such a text
+# cell gets a leading apostrophe, which spreadsheets show as text and do not evaluate.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(value: Any) -> Any:
+    """The cell as written to CSV: None as empty, formula-leading text prefixed with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """Every CSV export goes through here, so every cell is neutralised."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(list(header))
+    yield writer.writerow([neutralised(name) for name in header])
     for row in rows:
-        yield writer.writerow(["" if v is None else v for v in row])
+        yield writer.writerow([neutralised(value) for value in row])
 
 
 def check_format(file_format: str, allowed: tuple[str, ...] = FORMATS) -> str:

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from tests.conftest import need_service
 from tests.integrity.conftest import PROJECT_ROOT, free_port
 from tests.integrity.http import LiveClient
 from tests.rating.factories import open_rater, published_study
@@ -110,3 +111,40 @@ def _read_until_closed(connection: socket.socket) -> str:
             break
         received += chunk
     return received.decode("latin-1")
+
+
+@pytest.mark.browser
+def test_no_page_breaks_its_content_security_policy_in_chromium(start_gunicorn, owner):
+    from tests.rating.conftest import CHROMIUM, CHROMIUM_FLAGS
+
+    if not CHROMIUM.exists():
+        need_service(f"Chromium at {CHROMIUM}")
+    study = published_study()
+    pages = [
+        "/admin/",
+        f"/admin/studyapp/study/{study.pk}/change/",
+        "/admin/studyapp/method/add/",
+        "/admin/studyapp/generationrun/",
+        "/runs/",
+        f"/studies/{study.pk}/results/",
+        f"/s/{study.open_link_token}/",
+    ]
+    url = start_gunicorn()
+    from playwright.sync_api import sync_playwright
+
+    refused = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.on("console", lambda message: refused.append(message.text) if "Content Security" in message.text else None)
+        page.goto(url + "/admin/login/")
+        page.fill("#id_username", "owner")
+        page.fill("#id_password", "owner-pass-123")
+        page.click("input[type=submit]")
+        page.wait_for_url(url + "/admin/")
+        for path in pages:
+            response = page.goto(url + path, wait_until="load")
+            assert response.status == 200, path
+            assert response.headers.get("content-security-policy"), path
+        browser.close()
+    assert refused == []

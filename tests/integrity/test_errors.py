@@ -3,9 +3,11 @@ the rater's place: against the live gunicorn (DEBUG=0) on PostgreSQL."""
 
 import pytest
 
+from studyapp.models import Method, MetricScore, Study
 from tests.integrity.conftest import free_port
 from tests.integrity.http import LiveClient
 from tests.rating.factories import open_rater, published_study
+from tests.results.factories import study_with_answers
 
 pytestmark = pytest.mark.services
 
@@ -96,3 +98,19 @@ def test_a_database_outage_is_a_friendly_503_that_keeps_the_raters_place(start_g
     assert rater.cookie(f"rater_{study.pk}") == cookie
     assert rater.get(home).status == 200
     assert rater.get(f"/s/{study.open_link_token}/").location == home
+
+
+def test_mathtext_in_a_title_or_method_name_does_not_break_the_pareto_plot(live_server_url, owner):
+    study = study_with_answers(raters=0, methods=2)
+    Study.objects.filter(pk=study.pk).update(title=r"$\frac$ study $x^$")
+    for comparison in study.comparisons.all():
+        for method, value in ((comparison.method_a, 0.3), (comparison.method_b, 0.2)):
+            image = method.images.first()
+            MetricScore.objects.create(image=image, metric="clip_ts", value=value)
+            MetricScore.objects.create(image=image, metric="clip_is", value=0.9 - value)
+    Method.objects.filter(pk=comparison.method_a_id).update(name=r"m$\frac$")
+    client = LiveClient(live_server_url)
+    client.admin_login("owner", "owner-pass-123")
+    answer = client.get(f"/studies/{study.pk}/pareto.svg")
+    assert answer.status == 200 and answer.headers["Content-Type"] == "image/svg+xml"
+    assert r"$\frac$ study $x^$" in answer.body and r"m$\frac$" in answer.body
