@@ -93,9 +93,19 @@ def start_gunicorn(port: int, worker_class: str, args, folder: Path) -> subproce
         "LOG_LEVEL": "WARNING",
     }
     command = [
-        sys.executable, "-m", "gunicorn", "studyapp.wsgi:application", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(args.workers), "--worker-class", worker_class, "--timeout", "30",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "studyapp.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        worker_class,
+        "--timeout",
+        "30",
+    ]
     if worker_class == "gthread":
         command += ["--threads", str(args.threads)]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -34,14 +34,46 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 QUERY_NAMES = [
-    "invite", "PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "procedure", "random_factors", "multiplicity",
-    "n_resamples", "seed", "confidence_level", "alpha", "weights", "ties", "concept", "prompt_set", "method",
-    "batches", "page", "q", "format",
-]  # fmt: skip
+    "invite",
+    "PROLIFIC_PID",
+    "STUDY_ID",
+    "SESSION_ID",
+    "procedure",
+    "random_factors",
+    "multiplicity",
+    "n_resamples",
+    "seed",
+    "confidence_level",
+    "alpha",
+    "weights",
+    "ties",
+    "concept",
+    "prompt_set",
+    "method",
+    "batches",
+    "page",
+    "q",
+    "format",
+]
 FORM_NAMES = [
-    "assignment", "text", "image", "overall", "response_ms", "consent", "label", "count", "csrfmiddlewaretoken",
-    "method", "prompt_set", "concepts", "seed_indices", "steps", "name", "sampler", "grid",
-]  # fmt: skip
+    "assignment",
+    "text",
+    "image",
+    "overall",
+    "response_ms",
+    "consent",
+    "label",
+    "count",
+    "csrfmiddlewaretoken",
+    "method",
+    "prompt_set",
+    "concepts",
+    "seed_indices",
+    "steps",
+    "name",
+    "sampler",
+    "grid",
+]
 SLUGS = ["cancel", "resume", "requeue-failed", "results", "answers", "csv", "json", "tex", "md", "subject", "prompt"]
 
 hostile_text = st.one_of(
