@@ -1,0 +1,190 @@
+"""Fine-tuning runs: everything checked before anything is queued, then saved, queued, cancelled or resumed.
+
+A fine-tune is one row (FineTuneRun) and one gpu-queue task; the worker-side job is
+`studyapp.runs.finetune_job`. Its files live in one folder per run under MEDIA_ROOT: the checkpoints a
+resumed worker starts from (`checkpoints/`) and, once done, the result in a format the loaders read (`model/`).
+"""
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from studyapp.catalog.images import check_image_bytes
+from studyapp.catalog.methods import check_base_model
+from studyapp.models import Concept, FineTuneRun
+from studyapp.runs.actions import RunAction
+
+Run = FineTuneRun.State
+
+MIN_PHOTOS = 3
+FINE_TUNE_FOLDER = "fine-tunes"
+# Set on the run's own fields, not among the hyper-parameters.
+OWN_FIELDS = ("method", "seed", "prior_preservation")
+
+
+def run_folder(run: FineTuneRun) -> Path:
+    return Path(settings.MEDIA_ROOT) / FINE_TUNE_FOLDER / str(run.pk)
+
+
+def work_dir(run: FineTuneRun) -> Path:
+    return run_folder(run) / "checkpoints"
+
+
+def output_dir(run: FineTuneRun) -> Path:
+    return run_folder(run) / "model"
+
+
+def output_location(run: FineTuneRun) -> Path | None:
+    """Where a finished run's result lies on this machine, or None before it is done."""
+    return Path(settings.MEDIA_ROOT) / run.output_path if run.output_path else None
+
+
+def instance_prompt(concept: Concept) -> str:
+    return f"a photo of {concept.concept_phrase}"
+
+
+def class_prompt(concept: Concept) -> str:
+    return f"a photo of {concept.superclass}"
+
+
+def training_settings(method: str, hyperparameters, seed: int, prior_preservation: bool):
+    """The library's FineTuneSettings for these fields, validated; a ValidationError names the field."""
+    from generation.training import FineTuneError, FineTuneSettings
+
+    if method not in FineTuneRun.TrainingMethod.values:
+        expected = ", ".join(FineTuneRun.TrainingMethod.values)
+        raise ValidationError({"method": f"expected one of {expected}, got {method!r}"})
+    if not isinstance(hyperparameters, dict):
+        raise ValidationError({"hyperparameters": f"expected a JSON object, got {type(hyperparameters).__name__}"})
+    doubled = [name for name in OWN_FIELDS if name in hyperparameters]
+    if doubled:
+        raise ValidationError({"hyperparameters": f"set {', '.join(doubled)} with the run's own field, not here"})
+    values = {**hyperparameters, "method": method, "seed": seed, "prior_preservation": prior_preservation}
+    try:
+        chosen = FineTuneSettings.from_dict(values)
+        chosen.validate()
+    except FineTuneError as exc:
+        # The library's message starts with the setting's name: shown on that field when it is one of the run's.
+        name = str(exc).split(":", 1)[0]
+        raise ValidationError({name if name in OWN_FIELDS else "hyperparameters": str(exc)}) from None
+    return chosen
+
+
+def usable_photos(concept: Concept) -> list[Path]:
+    """The concept's reference photos whose files are there and decode; fewer than MIN_PHOTOS is refused."""
+    usable, problems = [], []
+    for reference in concept.references.all():
+        path = Path(settings.MEDIA_ROOT) / reference.image.name
+        try:
+            check_image_bytes(path.read_bytes(), name=reference.original_name or path.name)
+        except OSError:
+            problems.append(f"{reference}: the file is missing")
+            continue
+        except ValidationError as exc:
+            problems.append(exc.messages[0])
+            continue
+        usable.append(path)
+    if len(usable) < MIN_PHOTOS:
+        why = f" ({'; '.join(problems)})" if problems else ""
+        raise ValidationError(
+            {
+                "concept": f"concept {concept.slug!r} has {len(usable)} usable reference photos{why}; "
+                f"fine-tuning needs at least {MIN_PHOTOS}"
+            }
+        )
+    return usable
+
+
+def validate_fine_tune(run: FineTuneRun) -> dict:
+    """Check everything a fine-tune needs before anything is queued; return its full settings as stored."""
+    if run.concept_id is None:
+        raise ValidationError({"concept": "expected a concept, got none"})
+    chosen = training_settings(run.method, run.hyperparameters, run.seed, run.prior_preservation)
+    usable_photos(run.concept)
+    if run.base_model:
+        check_base_model(run.base_model)
+    return stored_hyperparameters(chosen)
+
+
+def stored_hyperparameters(chosen) -> dict:
+    """Every setting but the run's own fields, defaults filled in (the learning rate too), as the run keeps them."""
+    stored = {key: value for key, value in chosen.to_dict().items() if key not in OWN_FIELDS}
+    return {**stored, "learning_rate": chosen.effective_learning_rate}
+
+
+@transaction.atomic
+def create_fine_tune(**fields) -> FineTuneRun:
+    """Validate, save and queue a fine-tune; its task is sent when the transaction commits."""
+    run = FineTuneRun(**fields)
+    run.hyperparameters = validate_fine_tune(run)
+    run.total_steps = run.hyperparameters.get("steps", 0)
+    run.save()
+    queue_fine_tune(run)
+    run.refresh_from_db()
+    return run
+
+
+def queue_fine_tune(run: FineTuneRun) -> None:
+    """Mark the run queued (its checkpoints kept) and send its task once the transaction commits."""
+    FineTuneRun.objects.filter(pk=run.pk).update(
+        state=Run.QUEUED, error="", finished=None, attempts=0, worker="", queued=timezone.now()
+    )
+    send_fine_tunes([run.pk])
+
+
+def send_fine_tunes(run_ids: list[int]) -> int:
+    from studyapp.tasks import fine_tune
+
+    FineTuneRun.objects.filter(pk__in=run_ids).update(queued=timezone.now())
+    for run_id in run_ids:
+        fine_tune.delay_on_commit(run_id)
+    return len(run_ids)
+
+
+def finish_fine_tune(run_id: int, worker: str, state: str, error: str = "", **fields) -> bool:
+    """Record the end of a fine-tune held by `worker`; False if the lease had moved on (cancelled, taken over)."""
+    held = FineTuneRun.objects.filter(pk=run_id, state=Run.RUNNING, worker=worker)
+    return bool(held.update(state=state, error=error[:5000], finished=timezone.now(), eta_seconds=None, **fields))
+
+
+@transaction.atomic
+def cancel_fine_tune(run: FineTuneRun) -> int:
+    """Stop a fine-tune: a queued one is skipped, a running one writes a checkpoint at its next step and stops."""
+    FineTuneRun.objects.filter(pk=run.pk).update(state=Run.CANCELLED, finished=timezone.now(), eta_seconds=None)
+    return 0
+
+
+@transaction.atomic
+def resume_fine_tune(run: FineTuneRun) -> int:
+    """Queue a cancelled or failed fine-tune again; training goes on from its last checkpoint."""
+    queue_fine_tune(run)
+    return 1
+
+
+def remove_files(run: FineTuneRun) -> None:
+    shutil.rmtree(run_folder(run), ignore_errors=True)
+
+
+FINE_TUNE_ACTIONS = {
+    action.name: action
+    for action in (
+        RunAction(
+            "cancel",
+            "Cancel the selected fine-tunes",
+            cancel_fine_tune,
+            "{runs} cancelled: training stops after its current step, with a checkpoint.",
+            (Run.QUEUED, Run.RUNNING),
+        ),
+        RunAction(
+            "resume",
+            "Resume the selected fine-tunes (from their last checkpoint)",
+            resume_fine_tune,
+            "{runs} queued again: training goes on from the last checkpoint.",
+            (Run.CANCELLED, Run.FAILED),
+        ),
+    )
+}
