@@ -99,6 +99,11 @@ def usable_photos(concept: Concept) -> list[Path]:
     return usable
 
 
+def reference_paths(concept: Concept) -> list[Path]:
+    """Every reference photo's file, for the trainer, which refuses one that does not decode by name."""
+    return [Path(settings.MEDIA_ROOT) / reference.image.name for reference in concept.references.all()]
+
+
 def validate_fine_tune(run: FineTuneRun) -> dict:
     """Check everything a fine-tune needs before anything is queued; return its full settings as stored."""
     if run.concept_id is None:

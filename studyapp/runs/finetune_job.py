@@ -20,8 +20,8 @@ from studyapp.runs.finetune import (
     finish_fine_tune,
     instance_prompt,
     output_dir,
+    reference_paths,
     training_settings,
-    usable_photos,
     work_dir,
 )
 from studyapp.runs.leases import HEARTBEAT_SECONDS, lease_seconds, max_attempts, worker_name
@@ -104,7 +104,7 @@ def run_fine_tune(run_id: int, worker: str | None = None):
         chosen = training_settings(run.method, run.hyperparameters, run.seed, run.prior_preservation)
         result = fine_tune(
             resolve_model(run.base_model),
-            usable_photos(run.concept),
+            reference_paths(run.concept),
             instance_prompt(run.concept),
             class_prompt(run.concept),
             chosen,
