@@ -17,6 +17,7 @@ Fine-tunes are held the same way at a training step, through the job's `training
   WORKER_RELEASE exists.
 """
 
+import logging
 import os
 import re
 import time
@@ -30,6 +31,8 @@ from django.utils import timezone
 from studyapp.models import FineTuneRun, GeneratedImage, GenerationBatch
 from studyapp.runs.finetune_job import training_step
 from studyapp.runs.leases import worker_name
+
+log = logging.getLogger(__name__)
 
 HOLD_TIMEOUT_SECONDS = 300  # a bound for a broken test, far above any load time
 POLL_SECONDS = 0.05
@@ -76,6 +79,7 @@ def hold_at_training_step(sender, run_id, step, worker, **kwargs):
     if _held or not hold or step < int(hold.group(1)):
         return
     _held = True
+    log.info("held at step %s of fine-tune %s", step, run_id)
     if not hold.group(2):
         stop_for_good()
     held = FineTuneRun.objects.filter(pk=run_id, worker=worker, state=FineTuneRun.State.RUNNING)

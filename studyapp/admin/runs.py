@@ -12,7 +12,8 @@ from studyapp.admin.display import thumbnail
 from studyapp.catalog.methods import sampler_names
 from studyapp.models import FineTuneRun, GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
 from studyapp.runs.actions import RUN_ACTIONS, RunAction, perform
-from studyapp.runs.finetune import FINE_TUNE_ACTIONS, queue_fine_tune, validate_fine_tune
+from studyapp.runs.finetune import validate_fine_tune
+from studyapp.runs.finetune_launch import FINE_TUNE_ACTIONS, queue_fine_tune
 from studyapp.runs.launch import queue_run
 from studyapp.runs.progress import RunProgress, run_progress, runs_progress
 from studyapp.runs.sweeps import launch_sweep, presets, validate_sweep
@@ -292,7 +293,8 @@ class FineTuneRunAdmin(admin.ModelAdmin):
             obj.total_steps = obj.hyperparameters.get("steps", 0)
         super().save_model(request, obj, form, change)
         if not change:
-            queue_fine_tune(obj)  # its task leaves when the admin's transaction commits
+            with in_background():
+                queue_fine_tune(obj)  # its task leaves (or the thread starts) when the admin's transaction commits
             self.message_user(request, f"Fine-tune queued. {gpu_worker_status().message}")
 
     def response_add(self, request, obj, post_url_continue=None):

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from studyapp.models import Concept, FineTuneRun, GenerationRun, Method, PromptSet, Sweep
 from studyapp.runs.actions import UnknownRunAction, perform, run_action
-from studyapp.runs.finetune import FINE_TUNE_ACTIONS, create_fine_tune
+from studyapp.runs.finetune_launch import FINE_TUNE_ACTIONS, create_fine_tune
 from studyapp.runs.finetune_methods import create_methods
 from studyapp.runs.launch import create_run
 from studyapp.runs.progress import fine_tune_progress, run_progress, runs_progress
@@ -228,7 +228,8 @@ class FineTuneSerializer(serializers.ModelSerializer):
 
     def create(self, data):
         try:
-            return create_fine_tune(**data)
+            with in_background():  # without a broker, trained after the response rather than before it
+                return create_fine_tune(**data)
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None
 

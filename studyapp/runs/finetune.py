@@ -1,22 +1,20 @@
-"""Fine-tuning runs: everything checked before anything is queued, then saved, queued, cancelled or resumed.
+"""Fine-tuning runs: everything checked before anything is queued, the settings the trainer gets, the files.
 
-A fine-tune is one row (FineTuneRun) and one gpu-queue task; the worker-side job is
-`studyapp.runs.finetune_job`. Its files live in one folder per run under MEDIA_ROOT: the checkpoints a
-resumed worker starts from (`checkpoints/`) and, once done, the result in a format the loaders read (`model/`).
+A fine-tune is one row (FineTuneRun) and one gpu-queue task; it is queued, cancelled and resumed by
+`studyapp.runs.finetune_launch`, and trained by the worker-side job, `studyapp.runs.finetune_job`. Its
+files live in one folder per run under MEDIA_ROOT: the checkpoints a resumed worker starts from
+(`checkpoints/`) and, once done, the result in a format the loaders read (`model/`).
 """
 
-import shutil
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from studyapp.catalog.images import check_image_bytes
 from studyapp.catalog.methods import check_base_model
 from studyapp.models import Concept, FineTuneRun
-from studyapp.runs.actions import RunAction
 
 Run = FineTuneRun.State
 
@@ -121,75 +119,7 @@ def stored_hyperparameters(chosen) -> dict:
     return {**stored, "learning_rate": chosen.effective_learning_rate}
 
 
-@transaction.atomic
-def create_fine_tune(**fields) -> FineTuneRun:
-    """Validate, save and queue a fine-tune; its task is sent when the transaction commits."""
-    run = FineTuneRun(**fields)
-    run.hyperparameters = validate_fine_tune(run)
-    run.total_steps = run.hyperparameters.get("steps", 0)
-    run.save()
-    queue_fine_tune(run)
-    run.refresh_from_db()
-    return run
-
-
-def queue_fine_tune(run: FineTuneRun) -> None:
-    """Mark the run queued (its checkpoints kept) and send its task once the transaction commits."""
-    FineTuneRun.objects.filter(pk=run.pk).update(
-        state=Run.QUEUED, error="", finished=None, attempts=0, worker="", queued=timezone.now()
-    )
-    send_fine_tunes([run.pk])
-
-
-def send_fine_tunes(run_ids: list[int]) -> int:
-    from studyapp.tasks import fine_tune
-
-    FineTuneRun.objects.filter(pk__in=run_ids).update(queued=timezone.now())
-    for run_id in run_ids:
-        fine_tune.delay_on_commit(run_id)
-    return len(run_ids)
-
-
 def finish_fine_tune(run_id: int, worker: str, state: str, error: str = "", **fields) -> bool:
     """Record the end of a fine-tune held by `worker`; False if the lease had moved on (cancelled, taken over)."""
     held = FineTuneRun.objects.filter(pk=run_id, state=Run.RUNNING, worker=worker)
     return bool(held.update(state=state, error=error[:5000], finished=timezone.now(), eta_seconds=None, **fields))
-
-
-@transaction.atomic
-def cancel_fine_tune(run: FineTuneRun) -> int:
-    """Stop a fine-tune: a queued one is skipped, a running one writes a checkpoint at its next step and stops."""
-    FineTuneRun.objects.filter(pk=run.pk).update(state=Run.CANCELLED, finished=timezone.now(), eta_seconds=None)
-    return 0
-
-
-@transaction.atomic
-def resume_fine_tune(run: FineTuneRun) -> int:
-    """Queue a cancelled or failed fine-tune again; training goes on from its last checkpoint."""
-    queue_fine_tune(run)
-    return 1
-
-
-def remove_files(run: FineTuneRun) -> None:
-    shutil.rmtree(run_folder(run), ignore_errors=True)
-
-
-FINE_TUNE_ACTIONS = {
-    action.name: action
-    for action in (
-        RunAction(
-            "cancel",
-            "Cancel the selected fine-tunes",
-            cancel_fine_tune,
-            "{runs} cancelled: training stops after its current step, with a checkpoint.",
-            (Run.QUEUED, Run.RUNNING),
-        ),
-        RunAction(
-            "resume",
-            "Resume the selected fine-tunes (from their last checkpoint)",
-            resume_fine_tune,
-            "{runs} queued again: training goes on from the last checkpoint.",
-            (Run.CANCELLED, Run.FAILED),
-        ),
-    )
-}

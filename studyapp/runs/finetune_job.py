@@ -114,8 +114,10 @@ def run_fine_tune(run_id: int, worker: str | None = None):
             on_progress=lease.on_progress,
             should_stop=lease.should_stop,
         )
-    except FineTuneStopped:
-        log.info("fine-tune %s stopped at a checkpoint: cancelled or taken over", run_id)
+    except FineTuneStopped as stopped:
+        log.info("fine-tune %s stopped at a checkpoint at step %s: cancelled or taken over", run_id, stopped.step)
+        # A cancelled run shows the step it can resume from; one taken over belongs to its new worker.
+        FineTuneRun.objects.filter(pk=run_id, worker=worker, state=Run.CANCELLED).update(step=stopped.step)
         return None
     except FineTuneError as exc:  # bad input: the library's message is what the run page shows
         fail(run, worker, str(exc))

@@ -10,10 +10,11 @@ from django.views.decorators.http import require_POST
 
 from studyapp.models import FineTuneRun, Method
 from studyapp.runs.actions import UnknownRunAction, perform, run_action
-from studyapp.runs.finetune import FINE_TUNE_ACTIONS, output_location
+from studyapp.runs.finetune import output_location
+from studyapp.runs.finetune_launch import FINE_TUNE_ACTIONS
 from studyapp.runs.finetune_methods import create_methods, method_prefix, sweep_initial
 from studyapp.runs.progress import fine_tune_progress
-from studyapp.runs.workers import gpu_worker_status
+from studyapp.runs.workers import gpu_worker_status, in_background
 from studyapp.staff import staff_permission_required
 
 
@@ -52,7 +53,8 @@ def fine_tune_action(request, pk: int, action: str):
         chosen = run_action(action, FINE_TUNE_ACTIONS)
     except UnknownRunAction as exc:
         return JsonResponse({"detail": str(exc)}, status=404)
-    outcome = perform(chosen, [run])
+    with in_background():
+        outcome = perform(chosen, [run])
     if outcome.refused:
         return JsonResponse({"detail": outcome.refused[0]}, status=409)
     messages.success(request, outcome.message)

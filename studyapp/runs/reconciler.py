@@ -11,7 +11,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from studyapp.models import FineTuneRun, GenerationBatch
-from studyapp.runs.finetune import finish_fine_tune, send_fine_tunes
+from studyapp.runs.finetune import finish_fine_tune
+from studyapp.runs.finetune_launch import send_fine_tunes
 from studyapp.runs.launch import send_batches
 from studyapp.runs.leases import lease_seconds, max_attempts, visibility_timeout
 from studyapp.runs.state import finish_batch, refresh_run

@@ -11,8 +11,9 @@ from studyapp.catalog.images import check_image_bytes
 from studyapp.catalog.importers import add_reference_image
 from studyapp.models import FineTuneRun, Method
 from studyapp.runs.actions import perform
-from studyapp.runs.finetune import FINE_TUNE_ACTIONS, create_fine_tune, output_dir
+from studyapp.runs.finetune import output_dir
 from studyapp.runs.finetune_job import claim_fine_tune
+from studyapp.runs.finetune_launch import FINE_TUNE_ACTIONS, create_fine_tune
 from studyapp.runs.finetune_methods import create_methods
 from studyapp.runs.reconciler import reconcile
 from tests import factories
