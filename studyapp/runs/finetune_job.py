@@ -150,3 +150,5 @@ def record_result(run: FineTuneRun, worker: str, result) -> None:
     )
     if recorded:  # the checkpoints are no longer needed once the result is in place
         shutil.rmtree(work_dir(run), ignore_errors=True)
+    else:  # cancelled at the last step, or taken over: a resume, or the new worker, writes the result again
+        shutil.rmtree(output_dir(run), ignore_errors=True)

@@ -127,8 +127,8 @@ def test_photos_to_a_published_study_through_admin_pages(owner_client, settings,
     assert response.status_code == 302 and response["Location"] == reverse("fine-tune-detail", args=[run.pk])
     wait_for(lambda: done(FineTuneRun, run.pk), "the fine-tune")
     page = owner_client.get(response["Location"]).content.decode()
-    assert "Create one method per sampler" in page and "pytorch_lora_weights" not in page  # the folder, not a file
-    assert "manifest" in page.lower()
+    assert "Create one method per sampler" in page and f"fine-tunes/{run.pk}/model" in page
+    assert "pytorch_lora_weights.safetensors" in page  # the manifest, with each file's hash
 
     response = owner_client.post(reverse("fine-tune-methods", args=[run.pk]), follow=True)
     assert "8 method(s) created" in response.content.decode()
