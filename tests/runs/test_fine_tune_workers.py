@@ -143,7 +143,7 @@ def test_a_duplicated_message_does_not_start_a_second_training(workers, tmp_path
     release = tmp_path / "release"
     workers.env["WORKER_RELEASE"] = str(release)
     run = fine_tune_of()
-    workers.start(hold="fine-tune-step-3-until-released")  # worker 1 trains, and holds at step 3
+    first = workers.start(hold="fine-tune-step-3-until-released")  # it trains, and holds at step 3
     wait_until(lambda: FineTuneRun.objects.filter(pk=run.pk, step__gte=1).exists(), workers, what="training")
     workers.start_ready(1)
     send_fine_tunes([run.pk])  # the same task again, to the idle worker 2
@@ -152,4 +152,4 @@ def test_a_duplicated_message_does_not_start_a_second_training(workers, tmp_path
     wait_until(lambda: ended(run), workers, what="the fine-tune")
     run.refresh_from_db()
     assert run.state == "done" and run.attempts == 1 and run.resumed_from is None
-    assert "test1-" in run.worker
+    assert run.worker.endswith(f":{first.pid}")  # the first worker trained it, and only it
