@@ -201,6 +201,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Runs, batches and fine-tunes share one set of states; studies have their own.
+    "ENUM_NAME_OVERRIDES": {
+        "WorkStateEnum": "studyapp.models.WorkState",
+        "StudyStateEnum": "studyapp.models.Study.State",
+    },
 }
 
 LOGGING = {

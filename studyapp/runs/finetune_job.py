@@ -7,9 +7,13 @@ work folder, so a worker that takes over a lost run resumes from the newest one 
 
 import logging
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import F, Q
 from django.dispatch import Signal
 from django.utils import timezone
@@ -88,9 +92,31 @@ class TrainingLease:
         return self.lost
 
 
+@contextmanager
+def setup_heartbeat(lease: TrainingLease) -> Iterator[None]:
+    """Renew the lease from a thread until training reports its first step: loading the base model and
+    generating class images for the prior report no progress, and may outlast the lease on a slow machine."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(lease.every) and lease.last_write is None:
+                lease.held().update(heartbeat=timezone.now())
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"fine-tune-{lease.run_id}-setup", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run_fine_tune(run_id: int, worker: str | None = None):
     """Train one fine-tune under a lease. Returns the library's result, or None when this worker did not finish it."""
-    from generation.training import FineTuneError, FineTuneStopped, fine_tune
+    from generation.training import FineTuneError, FineTuneStopped
 
     worker = worker or worker_name()
     run = FineTuneRun.objects.filter(pk=run_id).select_related("concept").first()
@@ -102,18 +128,8 @@ def run_fine_tune(run_id: int, worker: str | None = None):
     lease = TrainingLease(run_id, worker)
     try:
         chosen = training_settings(run.method, run.hyperparameters, run.seed, run.prior_preservation)
-        result = fine_tune(
-            resolve_model(run.base_model),
-            reference_paths(run.concept),
-            instance_prompt(run.concept),
-            class_prompt(run.concept),
-            chosen,
-            output_dir(run),
-            work_dir=work_dir(run),
-            device=settings.GENERATION_DEVICE,
-            on_progress=lease.on_progress,
-            should_stop=lease.should_stop,
-        )
+        with setup_heartbeat(lease):
+            result = train(run, chosen, lease)
     except FineTuneStopped as stopped:
         log.info("fine-tune %s stopped at a checkpoint at step %s: cancelled or taken over", run_id, stopped.step)
         # A cancelled run shows the step it can resume from; one taken over belongs to its new worker.
@@ -128,6 +144,23 @@ def run_fine_tune(run_id: int, worker: str | None = None):
         return None
     record_result(run, worker, result)
     return result
+
+
+def train(run: FineTuneRun, chosen, lease: TrainingLease):
+    from generation.training import fine_tune
+
+    return fine_tune(
+        resolve_model(run.base_model),
+        reference_paths(run.concept),
+        instance_prompt(run.concept),
+        class_prompt(run.concept),
+        chosen,
+        output_dir(run),
+        work_dir=work_dir(run),
+        device=settings.GENERATION_DEVICE,
+        on_progress=lease.on_progress,
+        should_stop=lease.should_stop,
+    )
 
 
 def fail(run: FineTuneRun, worker: str, message: str) -> None:
