@@ -25,3 +25,16 @@ class MixedPromptsError(GenerationError):
 
 class BackboneError(GenerationError, ValueError):
     """A sampler or option does not apply to the model's backbone (SD, SD-XL, PixArt-alpha)."""
+
+
+class FineTuneError(GenerationError, ValueError):
+    """Fine-tuning cannot start or finish because of its input: photos, base model, settings, disk."""
+
+
+class FineTuneStopped(Exception):
+    """Fine-tuning stopped because ``should_stop()`` said so, after writing a checkpoint to resume from."""
+
+    def __init__(self, message: str, step: int, checkpoint=None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint

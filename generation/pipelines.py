@@ -171,6 +171,11 @@ def quiet_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def load_base_pipeline(model: str | os.PathLike):
+    """The base model's pipeline, uncached, float32 on the CPU, DDIM scheduler: a private copy to train."""
+    return _load_base(model)
+
+
 def _load_base(model: str | os.PathLike):
     import torch
     from diffusers import DDIMScheduler
