@@ -10,7 +10,9 @@ Phases, each written atomically to its own folder and skipped when already there
 4. ``clip``: a CLIPModel trained contrastively on pictures and captions;
 5. ``dino``: a Dinov2Model whose CLS embedding is trained to tell object instances apart, whatever
    the scene (the property DINO-IS relies on);
-6. ``judge``: the classifier of shape, colour, pattern, scene and subject.
+6. ``judge``: the classifier of shape, colour, pattern, scene and subject;
+7. ``subjects/<slug>``: a DreamBooth-LoRA of every subject, trained by ``generation.training.fine_tune``
+   on its rendered reference photos ("a sks ball" / "a ball"), resumable from its checkpoints.
 
 Half of the metric models' and the judge's training pictures pass through the VAE first, so they read
 generated pictures as well as rendered ones.
@@ -30,6 +32,7 @@ import numpy as np
 
 from generation.world import data as world_data
 from generation.world import models
+from generation.world.vocabulary import CONCEPT_TOKEN, SUBJECTS, Subject
 
 CHECKPOINT_EVERY = 250
 
@@ -51,10 +54,14 @@ class Plan:
     judge_steps: int = 700
     classifier_batch: int = 64
     caption_dropout: float = 0.1
+    subject_steps: int = 400
+    subject_batch: int = 4
+    subject_learning_rate: float = 1e-3
+    subject_rank: int = 8
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(512, 256, 4, 8, 6, 8, 6e-4, 4, 16, 4, 4, 16)
+        return cls(512, 256, 4, 8, 6, 8, 6e-4, 4, 16, 4, 4, 16, 0.1, 3, 1, 1e-3, 4)
 
 
 def log(message: str) -> None:
@@ -82,6 +89,11 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
     _phase(directory / "clip", lambda out: _train_clip(out, tokenizer, mixed, seen(), seed, plan, device))
     _phase(directory / "dino", lambda out: _train_dino(out, mixed, seen(), seed, plan, device))
     _phase(directory / "judge", lambda out: _train_judge(out, mixed, seen(), seed, plan, device))
+    for subject in SUBJECTS:
+        _phase(
+            directory / "subjects" / subject.slug,
+            lambda out, subject=subject: _train_subject(out, work, directory / "pipeline", subject, seed, plan, device),
+        )
     _write_manifest(directory, seed, plan, time.monotonic() - started)
     log(f"world models in {directory} ({time.monotonic() - started:.0f} s)")
     return directory
@@ -427,6 +439,42 @@ def _train_judge(out: Path, mixed, seen, seed: int, plan: Plan, device: str) -> 
     save_file({name: value.contiguous() for name, value in network.eval().state_dict().items()}, out / WEIGHTS)
     labels = {head: list(values) for head, values in world_data.LABELS.items()}
     (out / CONFIG).write_text(json.dumps({"widths": list(widths), "labels": labels}, indent=2) + "\n")
+
+
+# -- subjects -------------------------------------------------------------------------------------
+
+
+def _train_subject(out: Path, work: Path, pipeline: Path, subject: Subject, seed: int, plan: Plan, device: str) -> None:
+    from generation.training import FineTuneSettings, fine_tune
+
+    photos = work / "photos"
+    if not (photos / subject.slug).is_dir():
+        world_data.write_subject_photos(photos, seed=seed)
+    settings = FineTuneSettings(
+        method="lora",
+        steps=plan.subject_steps,
+        learning_rate=plan.subject_learning_rate,
+        batch_size=plan.subject_batch,
+        lora_rank=plan.subject_rank,
+        resolution=models.IMAGE_SIZE,
+        checkpoint_every=100,
+        seed=seed,
+    )
+    log(f"fine-tuning {subject.slug}: LoRA rank {plan.subject_rank}, {plan.subject_steps} steps")
+    fine_tune(
+        pipeline,
+        sorted((photos / subject.slug).glob("*.jpg")),
+        f"a {CONCEPT_TOKEN} {subject.superclass}",
+        f"a {subject.superclass}",
+        settings,
+        out,
+        work_dir=work / "subjects" / subject.slug,
+        device=device,
+        on_progress=lambda progress: (
+            progress.step % 100 == 0
+            and log(f"{subject.slug} step {progress.step}/{progress.total} loss {progress.loss:.4f}")
+        ),
+    )
 
 
 # -- manifest -------------------------------------------------------------------------------------
