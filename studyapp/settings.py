@@ -163,9 +163,14 @@ CELERY_TASK_ROUTES = {"studyapp.tasks.generate_*": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# Generation: a hub id or a local folder in diffusers layout; empty means the offline tiny model
-# that `python -m generation make-tiny` writes under var/tiny.
+# Generation: a hub id or a local folder in diffusers layout. Empty means the offline models that
+# OFFLINE_MODELS names: "world" (the default: the procedural world's trained models that ship in
+# generation/world/models, with real pictures) or "tiny" (random weights that `python -m generation
+# make-tiny` writes under var/tiny; fast, noise-like images, what most tests use).
 GENERATION_MODEL = env_str("GENERATION_MODEL")
+OFFLINE_MODELS = env_str("OFFLINE_MODELS", "world")
+if OFFLINE_MODELS not in ("world", "tiny"):
+    raise ImproperlyConfigured(f"OFFLINE_MODELS: expected world or tiny, got {OFFLINE_MODELS!r}")
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "auto")
 # GPU speed paths (docs/generation.md): precision (empty: float16 on GPU, float32 on CPU), a compiled
 # denoiser with its kernel cache, CUDA graphs for small calls. All off unless set.

@@ -28,11 +28,16 @@ class BatchResult:
 
 
 def resolve_model(base_model: str = "") -> str:
-    """The method's base model, else GENERATION_MODEL, else the offline tiny model (built on first use)."""
+    """The method's base model, else GENERATION_MODEL, else the offline model OFFLINE_MODELS names (the
+    world's shipped pipeline, or the tiny one, built on first use)."""
     if base_model:
         return base_model
     if settings.GENERATION_MODEL:
         return settings.GENERATION_MODEL
+    if settings.OFFLINE_MODELS == "world":
+        from generation.world.paths import PIPELINE
+
+        return str(PIPELINE)
     from generation.tiny import ensure_tiny_model
 
     return str(ensure_tiny_model(settings.TINY_MODEL_DIR))
