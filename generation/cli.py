@@ -1,4 +1,4 @@
-"""``python -m generation``: sample, sweep, samplers, make-tiny (plus metrics, pareto and world)."""
+"""``python -m generation``: sample, sweep, samplers, make-tiny, fine-tune (plus metrics, pareto and world)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone", choices=tuple(BACKBONE_NAMES), default="sd", help="which pipeline to build (default sd)"
     )
     make_tiny.set_defaults(handler=run_make_tiny)
+
+    from generation.training import cli as training_cli
+
+    training_cli.register(subparsers)
 
     from generation.metrics import cli as metrics_cli
 

@@ -158,7 +158,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {"studyapp.tasks.generate_*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"studyapp.tasks.generate_*": {"queue": "gpu"}, "studyapp.tasks.fine_tune": {"queue": "gpu"}}
 # Longer than the longest generation batch, or Redis redelivers a task still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

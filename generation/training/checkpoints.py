@@ -105,14 +105,16 @@ def save(work_dir: Path, step: int, tensors: dict, optimizer, extra_state: dict,
     return final
 
 
-def load(checkpoint: Checkpoint, device: str) -> tuple[dict, dict, dict]:
-    """(trainable tensors, optimizer state, extra state) of a checkpoint, the optimizer state on ``device``."""
+def load(checkpoint: Checkpoint) -> tuple[dict, dict, dict]:
+    """(trainable tensors, optimizer state, extra state) of a checkpoint, on the CPU: the optimizer's
+    ``load_state_dict`` moves its state next to each parameter (and keeps Adam's step counts where
+    its kernels expect them)."""
     import torch
     from safetensors.torch import load_file
 
     try:
         tensors = load_file(str(checkpoint.path / "trainable.safetensors"))
-        optimizer_state = torch.load(checkpoint.path / "optimizer.pt", map_location=device, weights_only=True)
+        optimizer_state = torch.load(checkpoint.path / "optimizer.pt", map_location="cpu", weights_only=True)
         extra = torch.load(checkpoint.path / "state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file; resuming from it would be wrong
         raise FineTuneError(f"checkpoint {checkpoint.path}: could not read it: {exc}") from exc

@@ -229,7 +229,7 @@ class _Run:
         checkpoints.check_fingerprint(found, self.fingerprint)
         if found.step > self.settings.steps:
             raise FineTuneError(f"checkpoint {found.path}: step {found.step} is past steps={self.settings.steps}")
-        tensors, optimizer_state, extra = checkpoints.load(found, self.device)
+        tensors, optimizer_state, extra = checkpoints.load(found)
         self.method.load_trainable(tensors)
         self.optimizer.load_state_dict(optimizer_state)
         self.lr_scheduler.load_state_dict(extra["lr_scheduler"])
