@@ -8,6 +8,9 @@ through an environment variable of the worker it starts:
   kills it); its heartbeat goes silent, as a crashed worker's does.
 - WORKER_HOLD=until-another-worker: after storing its first image the worker keeps its lease alive and
   waits until a different worker holds a batch of the same run, so two workers provably share one run.
+
+WORKER_DENOISER_CALLS=PATH makes the worker append one line per call of a UNet to PATH: the rows (images x
+branches) of that call, counted at the model itself like the generation tests' ``unet_calls``.
 """
 
 import os
@@ -39,6 +42,21 @@ def hold_after_first_image(sender, instance, created, **kwargs):
         transaction.on_commit(lambda: wait_for_another_worker(instance))
     else:
         raise ValueError(f"WORKER_HOLD: expected after-first-image or until-another-worker, got {hold!r}")
+
+
+def count_denoiser_calls(path: str) -> None:
+    import torch
+
+    def record(module, args):
+        if type(module).__name__ == "UNet2DConditionModel":
+            with open(path, "a") as calls:
+                calls.write(f"{args[0].shape[0]}\n")
+
+    torch.nn.modules.module.register_module_forward_pre_hook(record)
+
+
+if os.environ.get("WORKER_DENOISER_CALLS"):
+    count_denoiser_calls(os.environ["WORKER_DENOISER_CALLS"])
 
 
 def stop_for_good() -> None:
