@@ -150,6 +150,8 @@ def demo_study(methods: list[Method]) -> Study:
             "attention_rate": 0.1,  # one attention check in each rater's ten pairs (and one gold pair at 0.05)
             "ratings_per_pair": 2,
             "completion_code": "DEMO-DONE",
+            # Two subjects cannot stand for subjects in general: the demo's results are about these two.
+            "fixed_factors": ["subject"],
         },
     )
     if created:
