@@ -15,6 +15,9 @@ Fine-tunes are held the same way at a training step, through the job's `training
 - WORKER_HOLD=fine-tune-step-N-until-cancelled: at step N it keeps its lease alive until the run is cancelled.
 - WORKER_HOLD=fine-tune-step-N-until-released: at step N it keeps its lease alive until the file named by
   WORKER_RELEASE exists.
+
+WORKER_DENOISER_CALLS=PATH makes the worker append one line per call of a UNet to PATH: the rows (images x
+branches) of that call, counted at the model itself like the generation tests' ``unet_calls``.
 """
 
 import logging
@@ -52,6 +55,21 @@ def hold_after_first_image(sender, instance, created, **kwargs):
         transaction.on_commit(lambda: wait_for_another_worker(instance))
     else:
         raise ValueError(f"WORKER_HOLD: expected after-first-image or until-another-worker, got {hold!r}")
+
+
+def count_denoiser_calls(path: str) -> None:
+    import torch
+
+    def record(module, args):
+        if type(module).__name__ == "UNet2DConditionModel":
+            with open(path, "a") as calls:
+                calls.write(f"{args[0].shape[0]}\n")
+
+    torch.nn.modules.module.register_module_forward_pre_hook(record)
+
+
+if os.environ.get("WORKER_DENOISER_CALLS"):
+    count_denoiser_calls(os.environ["WORKER_DENOISER_CALLS"])
 
 
 def stop_for_good() -> None:

@@ -40,8 +40,9 @@ class Workers:
         self.log_dir = Path(log_dir)
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, hold: str = "") -> subprocess.Popen:
-        """Start a worker; `hold` names a deterministic stop of tests/worker_hooks.py (WORKER_HOLD)."""
+    def start(self, hold: str = "", **env: str) -> subprocess.Popen:
+        """Start a worker; `hold` names a deterministic stop of tests/worker_hooks.py (WORKER_HOLD), `env` adds
+        to its environment (settings such as GENERATION_PACK_IMAGES)."""
         number = len(self.processes) + 1
         command = [
             sys.executable,
@@ -64,7 +65,7 @@ class Workers:
             "-l",
             "info",
         ]
-        env = {**self.env, "WORKER_HOLD": hold}
+        env = {**self.env, **env, "WORKER_HOLD": hold}
         with open(self.log_dir / f"worker{number}.log", "wb") as log:  # the worker keeps its own copy of the file
             process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
@@ -85,6 +86,10 @@ class Workers:
     def kill(self, process: subprocess.Popen) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+
+    def stop(self, process: subprocess.Popen) -> None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
 
     def stop_all(self) -> None:
         for process in self.processes:

@@ -6,6 +6,7 @@ transaction=True) and the test's broker; the tiny model runs on CPU with 2 steps
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -122,3 +123,35 @@ def test_two_workers_on_one_run_with_duplicated_messages_store_each_image_once(w
     assert_exactly_once([run], media_root)
     hosts = set(run.batches.values_list("worker", flat=True))
     assert len(hosts) == 2, f"expected both workers to take batches, got {hosts}"
+
+
+def test_a_packed_batch_stores_the_unpacked_images_in_fewer_denoiser_calls(workers, media_root, tmp_path):
+    """GENERATION_PACK_IMAGES=4: a batch's four seeds share each step's UNet call, and every image is the one
+    the unpacked worker (one seed per call here) stores, still one row per seed."""
+    seeds = (0, 1, 2, 3)
+    calls = {"unpacked": tmp_path / "unpacked.calls", "packed": tmp_path / "packed.calls"}
+    runs = {}
+    for name, pack in (("unpacked", "0"), ("packed", "4")):
+        run = runs[name] = small_run(sampler="mixed", seeds=seeds)
+        worker = workers.start(
+            GENERATION_PACK_IMAGES=pack, WORKER_DENOISER_CALLS=str(calls[name]), SCORE_FINISHED_RUNS="0"
+        )
+        wait_until(lambda run=run: finished(run), workers)
+        workers.stop(worker)
+    assert_exactly_once(list(runs.values()), media_root)
+    rows = {name: [int(line) for line in path.read_text().split()] for name, path in calls.items()}
+    assert rows["unpacked"] == [3] * FAST_STEPS * len(seeds)  # Mixed: 3 branches, one seed per call
+    assert rows["packed"] == [3 * len(seeds)] * FAST_STEPS  # all four seeds in each step's one call
+    images = {name: {image.seed_index: image for image in run.images.all()} for name, run in runs.items()}
+    for index in seeds:
+        unpacked, packed = images["unpacked"][index], images["packed"][index]
+        assert (packed.seed, packed.unet_evaluations) == (unpacked.seed, unpacked.unet_evaluations)
+        assert np.abs(pixels(packed) - pixels(unpacked)).max() <= 2
+    assert np.abs(pixels(images["packed"][0]) - pixels(images["packed"][1])).max() > 2  # seeds differ
+
+
+def pixels(image: GeneratedImage):
+    from PIL import Image
+
+    with Image.open(image.file.path) as opened:
+        return np.asarray(opened.convert("RGB"), dtype=np.int16)
