@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "check_steps",
     "generate",
     "generate_many",
+    "iter_samples",
     "sample_stem",
     "save_sample",
 ]
@@ -164,17 +165,30 @@ def generate_many(
 ) -> list[list[GeneratedSample]]:
     """Generate several prompts of one concept with one method, packing their seeds into shared denoiser calls.
 
-    The requests may differ only in their prompt template and seed indices. Images per call are the
-    first request's ``batch_size``, else what ``speed.memory_budget_gib`` allows on the GPU, else the
-    device default. A sampler that reads one prompt's token positions (Masked, Photoswap) gets one
-    prompt per call. Returns the samples of each request, in order; every image is the one that
-    request alone would give (to float tolerance).
+    The requests may differ only in their prompt template and seed indices. Images per call are at most
+    the first request's ``batch_size`` (else the device default), and on the GPU no more than
+    ``speed.memory_budget_gib`` allows. A sampler that reads one prompt's token positions (Masked,
+    Photoswap) gets one prompt per call. Returns the samples of each request, in order; every image is
+    the one that request alone would give (to float tolerance).
+    """
+    results: list[list[GeneratedSample]] = [[] for _ in requests]
+    for number, sample in iter_samples(requests, progress):
+        results[number].append(sample)
+    return results
+
+
+def iter_samples(
+    requests: Sequence[GenerationRequest], progress: Progress | None = None
+) -> Iterator[tuple[int, GeneratedSample]]:
+    """``generate_many`` one denoiser call at a time: yields (request number, sample) as soon as its call is done.
+
+    A caller that stores each image as it comes (the run worker) loses at most one call's images if it stops.
     """
     from generation.backbones import backbone_of
     from generation.pipelines import load_pipeline
 
     if not requests:
-        return []
+        return
     params = [check_request(request) for request in requests]
     first = requests[0]
     _check_one_group(requests, params)
@@ -191,7 +205,6 @@ def generate_many(
     sampler = build_sampler(first.sampler, params[0])
     rows = [(number, index) for number, request in enumerate(requests) for index in request.seed_indices]
     per_call = _images_per_call(first, backbone, sampler)
-    results: list[list[GeneratedSample]] = [[] for _ in requests]
     done, one_prompt_per_call = 0, False
     while done < len(rows):
         chunk = _next_chunk(rows, done, per_call, one_prompt_per_call)
@@ -200,12 +213,11 @@ def generate_many(
         except MixedPromptsError:
             one_prompt_per_call = True
             continue
-        for (number, _), sample in zip(chunk, samples, strict=True):
-            results[number].append(sample)
         done += len(chunk)
         if progress is not None:
             progress(done, len(rows), first.steps, first.steps)
-    return results
+        for (number, _), sample in zip(chunk, samples, strict=True):
+            yield number, sample
 
 
 _GROUP_FIELDS = (
@@ -236,14 +248,15 @@ def _check_one_group(requests: Sequence[GenerationRequest], params: list[dict]) 
 
 
 def _images_per_call(request: GenerationRequest, backbone, sampler) -> int:
-    if request.batch_size:
-        return request.batch_size
-    if request.speed.memory_budget_gib:
-        from generation.speed import rows_for_budget
+    """``batch_size`` (else the device default), lowered to what the memory budget holds where one is set."""
+    most = request.batch_size or DEFAULT_BATCH.get(backbone.denoiser.device.type, 4)
+    if not request.speed.memory_budget_gib:
+        return most
+    from generation.speed import rows_for_budget
 
-        rows_per_image = max(len(sampler.branches(step)) for step in range(request.steps))
-        return max(1, rows_for_budget(backbone, request.speed.memory_budget_gib) // rows_per_image)
-    return DEFAULT_BATCH.get(backbone.denoiser.device.type, 4)
+    rows_per_image = max(len(sampler.branches(step)) for step in range(request.steps))
+    fits = max(1, rows_for_budget(backbone, request.speed.memory_budget_gib) // rows_per_image)
+    return fits if request.batch_size is None else min(most, fits)
 
 
 def _next_chunk(rows: list[tuple[int, int]], start: int, size: int, one_prompt: bool) -> list[tuple[int, int]]:

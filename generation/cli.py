@@ -1,4 +1,4 @@
-"""``python -m generation``: sample, sweep, samplers, make-tiny, fine-tune (plus metrics and pareto)."""
+"""``python -m generation``: sample, sweep, samplers, make-tiny, fine-tune (plus metrics, pareto and world)."""
 
 from __future__ import annotations
 
@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     from generation.metrics import cli as metrics_cli
 
     metrics_cli.register(subparsers)
+
+    from generation.world import cli as world_cli
+
+    world_cli.register(subparsers)
     return parser
 
 

@@ -1,28 +1,26 @@
-"""The demo study: two subjects, three samplers on the offline tiny model, their images scored, a published
-study and simulated raters. Seeding twice adds nothing; `manage.py demo` (and `make demo`) call this and
-print each step as it starts."""
+"""The demo study: two subjects of the procedural world, three samplers on the world's model with each
+subject's LoRA, their images scored with the world's CLIP and DINO, a published study and oracle raters
+who answer from the world's judge. Seeding twice adds nothing; `manage.py demo` (and `make demo`) call
+this and print each step as it starts."""
 
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from studyapp.catalog.dreambooth import get_or_create_subject, load_prompt_sets, prompt_set_for_kind
-from studyapp.catalog.images import check_image_bytes
-from studyapp.catalog.importers import add_reference_image
+from studyapp.catalog.dreambooth import load_prompt_sets
 from studyapp.catalog.methods import validate_method
+from studyapp.catalog.world import load_world_prompt_set, world_subject
 from studyapp.models import Comparison, Concept, GeneratedImage, GenerationRun, Method, PromptSet, Study
-from studyapp.rating.simulation import simulate_raters
+from studyapp.rating.simulation import simulate_oracle_raters
 from studyapp.runs.scoring import metric_models, score_run
-from studyapp.runs.worker import generate_batch, resolve_model
+from studyapp.runs.worker import generate_batch
 from studyapp.studies.publishing import publish
 
-DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
-DEMO_SUBJECTS = [("dog", "dog", "live"), ("teapot", "teapot", "object")]
+DEMO_SUBJECTS = ["sunny_ball", "spotted_star"]
 DEMO_METHODS = [
     ("demo-base", "base", {}),
     ("demo-mixed", "mixed", {}),
@@ -36,15 +34,18 @@ DEMO_STEPS = 5
 
 def seed_demo(prompts: int, seeds: int, steps: int, simulated_raters: int, say: Callable[[str], None]) -> Study:
     """Everything the demo shows; `say` hears each step before it starts, with counts and times as they come."""
+    from generation.world.paths import PIPELINE
+
     step = _Steps(say)
-    step("Prompt sets and the demo subjects")
+    step("Prompt sets and the world's demo subjects")
     load_prompt_sets()
-    concepts = [demo_concept(*subject) for subject in DEMO_SUBJECTS]
+    load_world_prompt_set()
+    concepts = [world_subject(slug) for slug in DEMO_SUBJECTS]
     photos = sum(concept.references.count() for concept in concepts)
     step.done(f"{PromptSet.objects.count()} prompt sets, {len(concepts)} subjects with {photos} reference photos")
-    step("The offline models (built on the first run only, which can take a minute or two)")
-    generation_model, (clip, dino) = resolve_model(), metric_models()
-    step.done(f"generation model {generation_model}; CLIP {clip}; DINO {dino}")
+    step("The world's models (shipped in generation/world/models)")
+    clip, dino = metric_models()
+    step.done(f"generation model {PIPELINE} with each subject's LoRA; CLIP {clip}; DINO {dino}")
     methods = [demo_method(name, sampler, params, steps) for name, sampler, params in DEMO_METHODS]
     runs = [(method, concept) for method in methods for concept in concepts]
     step(
@@ -64,11 +65,15 @@ def seed_demo(prompts: int, seeds: int, steps: int, simulated_raters: int, say: 
     study = demo_study(methods)
     checks = study.pairs.exclude(kind="regular").count()
     step.done(f"study {study.slug!r}: {study.pairs.count()} pairs ({checks} gold/attention), {study.state}")
-    step(f"{simulated_raters} simulated raters through the assignment engine")
-    answers = simulate_raters(study, simulated_raters)
+    step(f"{simulated_raters} oracle raters through the assignment engine")
+    answers = simulate_oracle_raters(study, simulated_raters)
     step.done(
-        f"{simulated_raters} simulated raters ('simulated-*') stored {answers} answers"
-        + (" (they prefer method A 60% of the time)" if simulated_raters else "")
+        f"{simulated_raters} oracle raters ('oracle-*') stored {answers} answers"
+        + (
+            " (they answer from the world's judge, with noise, a left bias and 10% careless)"
+            if simulated_raters
+            else ""
+        )
     )
     return study
 
@@ -88,21 +93,18 @@ class _Steps:
         self.say(f"      {outcome} ({time.monotonic() - self.started:.1f} s)")
 
 
-def demo_concept(slug: str, superclass: str, kind: str) -> Concept:
-    concept, _ = get_or_create_subject(slug, superclass, kind)
-    for path in sorted((DEMO_DATA / slug).glob("*.jpg")):
-        add_reference_image(concept, path.name, check_image_bytes(path.read_bytes(), name=str(path)))
-    return concept
-
-
 def demo_method(name: str, sampler: str, params: dict, steps: int) -> Method:
+    from generation.world.paths import PIPELINE, SUBJECTS
+
     method, created = Method.objects.get_or_create(
         name=name,
         defaults={
             "sampler": sampler,
             "params": params,
             "steps": steps,
-            "description": f"The {sampler} sampler on the offline tiny model.",
+            "base_model": str(PIPELINE),
+            "personalization": str(SUBJECTS / "{concept}"),
+            "description": f"The {sampler} sampler on the world's model, with the subject's LoRA.",
         },
     )
     if created:
@@ -114,8 +116,8 @@ def demo_method(name: str, sampler: str, params: dict, steps: int) -> Method:
 def generate_in_process(
     method: Method, concept: Concept, prompt_count: int, seed_indices: list[int], steps: int
 ) -> GenerationRun:
-    """A run of the first prompts of the concept's prompt set, generated here rather than by workers."""
-    prompt_set = PromptSet.objects.get(slug=prompt_set_for_kind(concept.kind))
+    """A run of the first prompts of the world prompt set, generated here rather than by workers."""
+    prompt_set = load_world_prompt_set()
     run, _ = GenerationRun.objects.get_or_create(
         method=method,
         prompt_set=prompt_set,
@@ -140,7 +142,7 @@ def demo_study(methods: list[Method]) -> Study:
     study, created = Study.objects.get_or_create(
         slug=DEMO_STUDY,
         defaults={
-            "title": "Demo: samplers on the tiny model",
+            "title": "Demo: samplers on the world's model",
             "instructions": "You will see photos of a subject, a text, and two generated images. "
             'Answer three questions about the two images. If you cannot tell, choose "Can\'t decide".',
             "consent_text": "This is a demo study. Your answers are stored without your name.",
@@ -148,6 +150,8 @@ def demo_study(methods: list[Method]) -> Study:
             "attention_rate": 0.1,  # one attention check in each rater's ten pairs (and one gold pair at 0.05)
             "ratings_per_pair": 2,
             "completion_code": "DEMO-DONE",
+            # Two subjects cannot stand for subjects in general: the demo's results are about these two.
+            "fixed_factors": ["subject"],
         },
     )
     if created:

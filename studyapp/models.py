@@ -586,3 +586,64 @@ class GenerationBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.pk} of run {self.run_id} ({self.state})"
+
+
+class FineTuneRun(models.Model):
+    """Fine-tuning a base model on one concept's reference photos, on a gpu-queue worker under a lease.
+
+    The row is the truth about the run, as a batch is for generation: its state, its worker's lease and
+    heartbeat, how far training is, and where the result lies (under MEDIA_ROOT) once it is done.
+    """
+
+    State = WorkState
+
+    class TrainingMethod(models.TextChoices):
+        DREAMBOOTH = "dreambooth", "DreamBooth (full fine-tune)"
+        LORA = "lora", "DreamBooth-LoRA"
+        TEXTUAL_INVERSION = "textual_inversion", "Textual Inversion"
+
+    label = models.SlugField(max_length=80, blank=True, help_text="Prefix of the methods made over the result.")
+    concept = models.ForeignKey(Concept, on_delete=models.PROTECT, related_name="fine_tunes")
+    base_model = models.CharField(
+        max_length=500, blank=True, help_text="Hub id or local folder; blank uses the GENERATION_MODEL setting."
+    )
+    method = models.CharField(max_length=20, choices=TrainingMethod.choices, default=TrainingMethod.LORA)
+    hyperparameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='e.g. {"steps": 400, "learning_rate": 0.0001}; missing values take defaults.',
+    )
+    seed = models.BigIntegerField(default=0)
+    prior_preservation = models.BooleanField(
+        default=False, help_text="Class-prior preservation, with class images generated from the base model."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    steps_per_second = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    resumed_from = models.PositiveIntegerField(null=True, blank=True, help_text="The checkpoint's step, if any.")
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker started it.")
+    worker = models.CharField(max_length=200, blank=True, help_text="Who holds (or last held) the lease.")
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    queued = models.DateTimeField(null=True, blank=True, help_text="When its task was last sent.")
+    output_path = models.CharField(max_length=500, blank=True, help_text="The result, relative to MEDIA_ROOT.")
+    output_format = models.CharField(max_length=20, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["state", "heartbeat"], name="finetune_lease")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(method__in=["dreambooth", "lora", "textual_inversion"]), name="finetune_known_method"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label or f"fine-tune {self.pk} ({self.concept.slug}, {self.method})"

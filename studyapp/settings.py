@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from studyapp.config import database_from_url, env_bool, env_int, env_list, env_str
+from studyapp.config import database_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -158,14 +158,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {"studyapp.tasks.generate_*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"studyapp.tasks.generate_*": {"queue": "gpu"}, "studyapp.tasks.fine_tune": {"queue": "gpu"}}
 # Longer than the longest generation batch, or Redis redelivers a task still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# Generation: a hub id or a local folder in diffusers layout; empty means the offline tiny model
-# that `python -m generation make-tiny` writes under var/tiny.
+# Generation: a hub id or a local folder in diffusers layout. Empty means the offline models that
+# OFFLINE_MODELS names: "world" (the default: the procedural world's trained models that ship in
+# generation/world/models, with real pictures) or "tiny" (random weights that `python -m generation
+# make-tiny` writes under var/tiny; fast, noise-like images, what most tests use).
 GENERATION_MODEL = env_str("GENERATION_MODEL")
+OFFLINE_MODELS = env_str("OFFLINE_MODELS", "world")
+if OFFLINE_MODELS not in ("world", "tiny"):
+    raise ImproperlyConfigured(f"OFFLINE_MODELS: expected world or tiny, got {OFFLINE_MODELS!r}")
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "auto")
 # GPU speed paths (docs/generation.md): precision (empty: float16 on GPU, float32 on CPU), a compiled
 # denoiser with its kernel cache, CUDA graphs for small calls. All off unless set.
@@ -179,6 +184,10 @@ TINY_MODEL_DIR = Path(env_str("TINY_MODEL_DIR", str(BASE_DIR / "var" / "tiny")))
 GENERATION_LEASE_SECONDS = env_int("GENERATION_LEASE_SECONDS", 600, minimum=10)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 3, minimum=1)
 GENERATION_IMAGES_PER_CALL = env_int("GENERATION_IMAGES_PER_CALL", 4, minimum=1)
+# Packing (GPU workers): 0 is off; N puts up to N of a batch's images into each denoiser call, fewer
+# where GENERATION_MEMORY_BUDGET_GIB (GiB of activations, CUDA only) holds fewer.
+GENERATION_PACK_IMAGES = env_int("GENERATION_PACK_IMAGES", 0, minimum=0)
+GENERATION_MEMORY_BUDGET_GIB = env_float("GENERATION_MEMORY_BUDGET_GIB", above=0)
 GENERATION_RECONCILE_SECONDS = env_int("GENERATION_RECONCILE_SECONDS", 60, minimum=5)
 # Score a run's images (cpu queue) as soon as it is done.
 SCORE_FINISHED_RUNS = env_bool("SCORE_FINISHED_RUNS", default=True)

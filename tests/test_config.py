@@ -53,6 +53,27 @@ def test_malformed_integer_names_the_variable(monkeypatch):
         config.env_int("MAX_IMAGE_PIXELS", 1)
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("lots", "expected a number, got 'lots'"),
+        ("0", "expected a number > 0, got 0"),
+        ("-2", "expected a number > 0, got -2"),
+    ],
+)
+def test_a_malformed_or_non_positive_memory_budget_names_the_variable(monkeypatch, raw, message):
+    monkeypatch.setenv("GENERATION_MEMORY_BUDGET_GIB", raw)
+    with pytest.raises(ImproperlyConfigured, match=f"GENERATION_MEMORY_BUDGET_GIB: {message}"):
+        config.env_float("GENERATION_MEMORY_BUDGET_GIB", above=0)
+
+
+def test_an_unset_memory_budget_is_none_and_a_set_one_a_number(monkeypatch):
+    monkeypatch.delenv("GENERATION_MEMORY_BUDGET_GIB", raising=False)
+    assert config.env_float("GENERATION_MEMORY_BUDGET_GIB", above=0) is None
+    monkeypatch.setenv("GENERATION_MEMORY_BUDGET_GIB", " 40.5 ")
+    assert config.env_float("GENERATION_MEMORY_BUDGET_GIB", above=0) == 40.5
+
+
 def test_unknown_database_scheme_is_refused():
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         config.database_from_url("oracle2://nowhere/db")

@@ -54,6 +54,9 @@ class ProfusionSampler(Sampler):
         "main: eps = eps_u + w_c (eps_c - eps_u) + w_s (eps_s - eps_u)"
     )
     cost = "3 + 2 R per step (3 at r = 0)"
+    # This project's grid: the paper's r list is in neither its reference code nor any readable copy of its
+    # text (docs/generation.md, "Sweep presets", names every place searched). r = 0 is Mixed, r = 1 the
+    # reference code's documented example.
     sweep_preset = [{"r": r, "refine_steps": 1} for r in (0.0, 0.25, 0.5, 0.75, 1.0)]
 
     def weights(self, step):

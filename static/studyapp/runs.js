@@ -1,5 +1,5 @@
 // Polls each progress bar's JSON (fed by the database) until its run stops: the bar, the rate, the ETA
-// and, on a run's page, its batch table.
+// and, on a run's page, its batch table; on a fine-tune's page, steps instead of images and the loss.
 (function () {
   "use strict";
   var ACTIVE = { queued: true, running: true };
@@ -39,7 +39,8 @@
     state.className = "run-state state-" + data.state;
     set(box, ".run-done", data.done);
     set(box, ".run-total", data.total);
-    showNumber(box, "rate", data.images_per_second, 2);
+    showNumber(box, "rate", data.images_per_second || data.steps_per_second, 2);
+    showNumber(box, "loss", data.loss, 4);
     showNumber(box, "eta", data.eta_seconds, 0);
     if (data.batch_rows) { renderBatches(data.batch_rows); }
     box.dataset.state = data.state;

@@ -1,16 +1,19 @@
-"""Admin for generation runs, sweeps, their images and scores: validated before anything is queued,
-with progress and the run actions of studyapp.runs.actions."""
+"""Admin for generation runs, sweeps, fine-tunes, their images and scores: validated before anything is
+queued, with progress and the run actions of studyapp.runs.actions."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from studyapp.admin.display import thumbnail
 from studyapp.catalog.methods import sampler_names
-from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
+from studyapp.models import FineTuneRun, GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
 from studyapp.runs.actions import RUN_ACTIONS, RunAction, perform
+from studyapp.runs.finetune import validate_fine_tune
+from studyapp.runs.finetune_launch import FINE_TUNE_ACTIONS, queue_fine_tune
 from studyapp.runs.launch import queue_run
 from studyapp.runs.progress import RunProgress, run_progress, runs_progress
 from studyapp.runs.sweeps import launch_sweep, presets, validate_sweep
@@ -210,6 +213,92 @@ class SweepAdmin(admin.ModelAdmin):
             with in_background():
                 made = launch_sweep(form.instance)
             self.message_user(request, gpu_worker_status().launched(len(made)))
+
+
+class FineTuneForm(forms.ModelForm):
+    method = forms.ChoiceField(choices=FineTuneRun.TrainingMethod.choices)
+
+    class Meta:
+        model = FineTuneRun
+        fields = ["label", "concept", "base_model", "method", "hyperparameters", "seed", "prior_preservation"]
+        help_texts = {
+            "hyperparameters": 'JSON, e.g. {"steps": 400, "learning_rate": 5e-6, "checkpoint_every": 100}; '
+            "missing values take the method's defaults.",
+        }
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk or self.errors:
+            return data
+        fields = {name: data.get(name) for name in self.Meta.fields}
+        fields["hyperparameters"] = fields["hyperparameters"] or {}
+        fields["base_model"] = fields["base_model"] or ""
+        try:
+            data["hyperparameters"] = validate_fine_tune(FineTuneRun(**fields))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return data
+
+
+@admin.register(FineTuneRun)
+class FineTuneRunAdmin(admin.ModelAdmin):
+    form = FineTuneForm
+    list_display = ["__str__", "concept", "method", "progress", "page", "created"]
+    list_filter = ["state", "method", "concept"]
+    list_select_related = ["concept"]
+    actions = [admin_action(action) for action in FINE_TUNE_ACTIONS.values()]
+
+    def get_fields(self, request, obj=None):
+        return FineTuneForm.Meta.fields if obj is None else self.get_readonly_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [
+            "progress",
+            "page",
+            *FineTuneForm.Meta.fields,
+            "state",
+            "error",
+            "output_path",
+            "output_format",
+            "attempts",
+            "worker",
+            "heartbeat",
+            "resumed_from",
+            "started",
+            "finished",
+        ]
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        total = obj.total_steps or 1
+        loss = f" · loss {obj.loss:.4f}" if obj.loss is not None else ""
+        return format_html(
+            '<progress max="{}" value="{}"></progress> step {} / {} · {}{}',
+            total,
+            obj.step,
+            obj.step,
+            obj.total_steps,
+            obj.state,
+            loss,
+        )
+
+    @admin.display(description="run page")
+    def page(self, obj):
+        return format_html('<a href="{}">live progress</a>', reverse("fine-tune-detail", args=[obj.pk]))
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.total_steps = obj.hyperparameters.get("steps", 0)
+        super().save_model(request, obj, form, change)
+        if not change:
+            with in_background():
+                queue_fine_tune(obj)  # its task leaves (or the thread starts) when the admin's transaction commits
+            self.message_user(request, f"Fine-tune queued. {gpu_worker_status().message}")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return redirect("fine-tune-detail", pk=obj.pk)
 
 
 @admin.register(GeneratedImage)

@@ -13,6 +13,7 @@ LISTED = {
     "api-run-list": "generation runs",
     "api-sweep-list": "sweeps",
     "api-sweep-presets": "sweep presets",
+    "api-fine-tune-list": "fine-tunes",
 }
 WITH_ID = {
     "api-study-detail": "one study",
@@ -20,6 +21,7 @@ WITH_ID = {
     "api-study-results": "a study's results",
     "api-snapshot-list": "a study's snapshots",
     "api-run-detail": "one run with its progress",
+    "api-fine-tune-detail": "one fine-tune with its progress",
 }
 
 

@@ -1,4 +1,4 @@
-"""REST API for generation runs and sweeps (staff only): create, follow, cancel, resume, re-queue."""
+"""REST API for generation runs, sweeps and fine-tunes (staff only): create, follow, cancel, resume, re-queue."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -8,12 +8,15 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studyapp.models import Concept, GenerationRun, Method, PromptSet, Sweep
+from studyapp.models import Concept, FineTuneRun, GenerationRun, Method, PromptSet, Sweep
 from studyapp.runs.actions import UnknownRunAction, perform, run_action
+from studyapp.runs.finetune_launch import FINE_TUNE_ACTIONS, create_fine_tune
+from studyapp.runs.finetune_methods import create_methods
 from studyapp.runs.launch import create_run
-from studyapp.runs.progress import run_progress, runs_progress
+from studyapp.runs.progress import fine_tune_progress, run_progress, runs_progress
 from studyapp.runs.sweeps import launch_sweep, presets
 from studyapp.runs.workers import in_background
+from studyapp.staff import permission_refusal
 
 
 def as_api_error(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -179,3 +182,105 @@ class Presets(APIView):
     @extend_schema(operation_id="runs_sweep_presets", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response(presets(), status=status.HTTP_200_OK)
+
+
+class FineTuneSerializer(serializers.ModelSerializer):
+    concept = serializers.SlugRelatedField(slug_field="slug", queryset=Concept.objects.all())
+    method = serializers.CharField()  # checked with the hyper-parameters, so an unknown one names the choices
+    hyperparameters = serializers.JSONField(required=False)
+    seed = serializers.IntegerField(required=False)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FineTuneRun
+        fields = [
+            "id",
+            "label",
+            "concept",
+            "base_model",
+            "method",
+            "hyperparameters",
+            "seed",
+            "prior_preservation",
+            "state",
+            "error",
+            "output_path",
+            "output_format",
+            "manifest",
+            "created",
+            "started",
+            "finished",
+            "progress",
+        ]
+        read_only_fields = [
+            "state",
+            "error",
+            "output_path",
+            "output_format",
+            "manifest",
+            "created",
+            "started",
+            "finished",
+        ]
+
+    def get_progress(self, run) -> dict:
+        return fine_tune_progress(run)
+
+    def create(self, data):
+        try:
+            with in_background():  # without a broker, trained after the response rather than before it
+                return create_fine_tune(**data)
+        except DjangoValidationError as exc:
+            raise as_api_error(exc) from None
+
+
+class FineTuneList(generics.ListCreateAPIView):
+    """Fine-tunes, newest first; POST validates one (settings, photos, base model) and queues it."""
+
+    required_permissions = {"GET": ["studyapp.view_finetunerun"], "POST": ["studyapp.add_finetunerun"]}
+
+    queryset = FineTuneRun.objects.select_related("concept")
+    serializer_class = FineTuneSerializer
+
+
+class FineTuneDetail(generics.RetrieveAPIView):
+    required_permissions = {"GET": ["studyapp.view_finetunerun"]}
+
+    queryset = FineTuneList.queryset
+    serializer_class = FineTuneSerializer
+
+
+class FineTuneAction(APIView):
+    """POST cancel or resume, or methods (one per sampler over the finished result)."""
+
+    required_permissions = {"POST": ["studyapp.change_finetunerun"]}
+
+    @extend_schema(
+        operation_id="fine_tunes_action",
+        request=None,
+        responses=inline_serializer(
+            "FineTuneActionResult", {"methods": serializers.ListField(), "progress": serializers.DictField()}
+        ),
+    )
+    def post(self, request, pk: int, action: str):
+        run = generics.get_object_or_404(FineTuneRun.objects.select_related("concept"), pk=pk)
+        if action == "methods":
+            return self.make_methods(request, run)
+        try:
+            chosen = run_action(action, FINE_TUNE_ACTIONS)
+        except UnknownRunAction as exc:
+            return Response({"detail": f"{exc} (or methods)"}, status=404)
+        outcome = perform(chosen, [run])
+        if outcome.refused:
+            return Response({"detail": outcome.refused[0]}, status=status.HTTP_409_CONFLICT)
+        return Response({"methods": [], "progress": fine_tune_progress(run)})
+
+    def make_methods(self, request, run):
+        if not request.user.has_perm("studyapp.add_method"):
+            return Response({"detail": permission_refusal(["studyapp.add_method"])}, status=403)
+        try:
+            made = create_methods(run)
+        except DjangoValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        names = [method.name for method in made.created + made.existing]
+        return Response({"methods": names, "progress": fine_tune_progress(run)})

@@ -25,6 +25,9 @@ urlpatterns = [
     path("runs/presets/", runs.Presets.as_view(), name="api-sweep-presets"),
     path("runs/sweeps/", runs.SweepList.as_view(), name="api-sweep-list"),
     path("runs/sweeps/<int:pk>/", runs.SweepDetail.as_view(), name="api-sweep-detail"),
+    path("runs/fine-tunes/", runs.FineTuneList.as_view(), name="api-fine-tune-list"),
+    path("runs/fine-tunes/<int:pk>/", runs.FineTuneDetail.as_view(), name="api-fine-tune-detail"),
+    path("runs/fine-tunes/<int:pk>/<slug:action>/", runs.FineTuneAction.as_view(), name="api-fine-tune-action"),
     path("runs/<int:pk>/", runs.RunDetail.as_view(), name="api-run-detail"),
     path("runs/<int:pk>/<slug:action>/", runs.RunAction.as_view(), name="api-run-action"),
 ]

@@ -48,7 +48,7 @@ def requeue_failed(run: GenerationRun) -> int:
 class RunAction:
     name: str  # as it appears in URLs: /runs/<id>/<name>/, /api/runs/<id>/<name>/
     label: str  # the admin's description of the action on the selected runs
-    apply: Callable[[GenerationRun], int]  # returns how many batches it queued
+    apply: Callable[[GenerationRun], int]  # returns how many batches (or fine-tunes) it queued
     done: str  # what happened; {runs} and {batches} are filled in
     applies_to: tuple[str, ...]  # the run states it may start from
 
@@ -85,10 +85,11 @@ class UnknownRunAction(LookupError):
     """The action named in a request is not one of RUN_ACTIONS; the message says which ones are."""
 
 
-def run_action(name: str) -> RunAction:
-    if name not in RUN_ACTIONS:
-        raise UnknownRunAction(f"expected one of {', '.join(RUN_ACTIONS)}, got {name!r}")
-    return RUN_ACTIONS[name]
+def run_action(name: str, actions: dict[str, RunAction] = RUN_ACTIONS) -> RunAction:
+    """The action called `name` in `actions` (a generation run's by default, or a fine-tune's)."""
+    if name not in actions:
+        raise UnknownRunAction(f"expected one of {', '.join(actions)}, got {name!r}")
+    return actions[name]
 
 
 class RunActionRefused(Exception):
@@ -103,7 +104,7 @@ class ActionOutcome:
     refused: tuple[str, ...] = ()
 
 
-def perform(action: RunAction, runs: Iterable[GenerationRun]) -> ActionOutcome:
+def perform(action: RunAction, runs: Iterable) -> ActionOutcome:
     """Apply the action to each run it applies to; the others are left as they are and listed as refused."""
     applied, queued, refused = [], 0, []
     for run in runs:
@@ -122,7 +123,7 @@ def perform(action: RunAction, runs: Iterable[GenerationRun]) -> ActionOutcome:
 @transaction.atomic
 def _apply_checked(action: RunAction, run: GenerationRun) -> int:
     # The row lock keeps a worker from finishing the run between the check and the action.
-    locked = GenerationRun.objects.select_for_update().get(pk=run.pk)
+    locked = type(run).objects.select_for_update().get(pk=run.pk)
     if locked.state not in action.applies_to:
         allowed = ", ".join(action.applies_to)
         raise RunActionRefused(f"{locked} is {locked.state}; {action.name} applies only to {allowed} runs")

@@ -1,6 +1,7 @@
-"""A run's progress: images done out of images total, throughput since it (re)started, and the time left.
+"""A run's progress: images done out of images total, throughput since it (re)started, and the time left;
+for a fine-tune, steps done out of steps total, the loss, steps per second and the time left.
 
-"Progress" means this and only this in the project: how far a generation run is. Everything is read
+"Progress" means this and only this in the project: how far a run is. Everything is read
 from the database, in a fixed number of queries however many runs are asked about.
 """
 
@@ -81,3 +82,26 @@ def _images_per_second(run: GenerationRun, recent: int, last) -> float | None:
     end = run.finished or (timezone.now() if run.state == Run.RUNNING else last)
     elapsed = (end - run.started).total_seconds() if end else 0
     return recent / elapsed if recent and elapsed > 0 else None
+
+
+def fine_tune_progress(run) -> dict:
+    """How far a fine-tune is: steps done / total, loss, steps per second, time left, as its worker last wrote.
+
+    The keys `done`, `total`, `percent`, `state`, `error` and `eta_seconds` mean what they mean for a
+    generation run, so the run pages' script follows both."""
+    run.refresh_from_db()
+    return {
+        "run_id": run.pk,
+        "state": run.state,
+        "error": run.error,
+        "done": run.step,
+        "total": run.total_steps,
+        "percent": round(100.0 * run.step / run.total_steps, 1) if run.total_steps else 0.0,
+        "loss": run.loss,
+        "steps_per_second": run.steps_per_second,
+        "eta_seconds": run.eta_seconds if run.state == Run.RUNNING else None,
+        "resumed_from": run.resumed_from,
+        "attempts": run.attempts,
+        "worker": run.worker,
+        "heartbeat": run.heartbeat.isoformat() if run.heartbeat else None,
+    }

@@ -1,4 +1,4 @@
-"""The reconciler: how a batch whose worker vanished, or whose message was lost, gets done anyway.
+"""The reconciler: how a batch or a fine-tune whose worker vanished, or whose message was lost, gets done anyway.
 
 `celery beat` runs it every GENERATION_RECONCILE_SECONDS (studyapp.tasks.reconcile_runs); the
 `reconcile_runs` command runs it once.
@@ -10,7 +10,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from studyapp.models import GenerationBatch
+from studyapp.models import FineTuneRun, GenerationBatch
+from studyapp.runs.finetune import finish_fine_tune
+from studyapp.runs.finetune_launch import send_fine_tunes
 from studyapp.runs.launch import send_batches
 from studyapp.runs.leases import lease_seconds, max_attempts, visibility_timeout
 from studyapp.runs.state import finish_batch, refresh_run
@@ -25,6 +27,9 @@ class ReconcileReport:
     requeued: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
+    fine_tunes_requeued: list[int] = field(default_factory=list)
+    fine_tunes_failed: list[int] = field(default_factory=list)
+    fine_tunes_resent: list[int] = field(default_factory=list)
 
 
 def reconcile(lease: float | None = None, resend_after: float | None = None) -> ReconcileReport:
@@ -51,9 +56,26 @@ def reconcile(lease: float | None = None, resend_after: float | None = None) -> 
     touched = GenerationBatch.objects.filter(pk__in=report.requeued + report.failed)
     for run_id in set(touched.values_list("run_id", flat=True)):
         refresh_run(run_id)
-    if report.requeued or report.failed or report.resent:
+    _reconcile_fine_tunes(report, stale, lost)
+    if any(asdict(report).values()):
         log.warning("reconciled runs: %s", asdict(report))
     return report
+
+
+def _reconcile_fine_tunes(report: ReconcileReport, stale, lost) -> None:
+    """The same rules for fine-tunes: a silent one is re-queued (it resumes from its last checkpoint)."""
+    for run in FineTuneRun.objects.filter(state=FineTuneRun.State.RUNNING, heartbeat__lt=stale):
+        if run.attempts >= max_attempts():
+            message = f"gave up after {run.attempts} attempts: the worker was lost each time (last: {run.worker})"
+            if finish_fine_tune(run.pk, run.worker, FineTuneRun.State.FAILED, message):
+                report.fine_tunes_failed.append(run.pk)
+            continue
+        silent = FineTuneRun.objects.filter(pk=run.pk, state=FineTuneRun.State.RUNNING, heartbeat__lt=stale)
+        if silent.update(state=FineTuneRun.State.QUEUED):
+            report.fine_tunes_requeued.append(run.pk)
+    queued = FineTuneRun.objects.filter(state=FineTuneRun.State.QUEUED, queued__lt=lost)
+    report.fine_tunes_resent = list(queued.values_list("pk", flat=True))
+    send_fine_tunes(report.fine_tunes_requeued + report.fine_tunes_resent)
 
 
 def _requeue_if_still_stale(batch_id: int, stale) -> bool:

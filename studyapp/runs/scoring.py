@@ -19,10 +19,15 @@ DINO_METRICS = ("dino_is",)
 
 
 def metric_models() -> tuple[str, str]:
-    """CLIP_MODEL / DINO_MODEL, else the offline tiny encoders (built on first use)."""
+    """CLIP_MODEL / DINO_MODEL, else the offline encoders OFFLINE_MODELS names (the world's trained
+    CLIP and DINO, or the tiny random ones, built on first use)."""
     clip, dino = settings.CLIP_MODEL, settings.DINO_MODEL
     if clip and dino:
         return clip, dino
+    if settings.OFFLINE_MODELS == "world":
+        from generation.world.paths import CLIP, DINO
+
+        return clip or str(CLIP), dino or str(DINO)
     from generation.tiny import save_tiny_clip, save_tiny_dino
 
     return clip or str(save_tiny_clip(settings.TINY_MODEL_DIR)), dino or str(save_tiny_dino(settings.TINY_MODEL_DIR))

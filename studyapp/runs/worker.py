@@ -28,11 +28,16 @@ class BatchResult:
 
 
 def resolve_model(base_model: str = "") -> str:
-    """The method's base model, else GENERATION_MODEL, else the offline tiny model (built on first use)."""
+    """The method's base model, else GENERATION_MODEL, else the offline model OFFLINE_MODELS names (the
+    world's shipped pipeline, or the tiny one, built on first use)."""
     if base_model:
         return base_model
     if settings.GENERATION_MODEL:
         return settings.GENERATION_MODEL
+    if settings.OFFLINE_MODELS == "world":
+        from generation.world.paths import PIPELINE
+
+        return str(PIPELINE)
     from generation.tiny import ensure_tiny_model
 
     return str(ensure_tiny_model(settings.TINY_MODEL_DIR))
@@ -52,10 +57,13 @@ def speed_options():
         compile=settings.GENERATION_COMPILE,
         compile_cache_dir=settings.GENERATION_COMPILE_CACHE_DIR if settings.GENERATION_COMPILE else None,
         cuda_graphs=settings.GENERATION_CUDA_GRAPHS,
+        memory_budget_gib=settings.GENERATION_MEMORY_BUDGET_GIB,
     )
 
 
-def build_request(run: GenerationRun, concept: Concept, prompt: Prompt, seed_indices: list[int]):
+def build_request(
+    run: GenerationRun, concept: Concept, prompt: Prompt, seed_indices: list[int], images_per_call: int | None = None
+):
     from generation.api import GenerationRequest
 
     method = run.method
@@ -71,6 +79,7 @@ def build_request(run: GenerationRun, concept: Concept, prompt: Prompt, seed_ind
         steps=run.steps,
         device=settings.GENERATION_DEVICE,
         dtype=settings.GENERATION_DTYPE,
+        batch_size=images_per_call,
         speed=speed_options(),
     )
 
@@ -80,16 +89,20 @@ def generate_missing(
 ) -> BatchResult:
     """Generate the images of one (run, concept, prompt) that do not exist yet; store each as soon as it exists.
 
-    Seeds go to the library GENERATION_IMAGES_PER_CALL at a time, so a lost worker loses little work.
+    Unpacked (GENERATION_PACK_IMAGES = 0), seeds go to the library GENERATION_IMAGES_PER_CALL at a time.
+    Packed, all the missing seeds go at once and the library puts up to GENERATION_PACK_IMAGES of them
+    into each denoiser call (fewer where GENERATION_MEMORY_BUDGET_GIB holds fewer). Either way the images
+    of a call are stored as soon as it returns, so a lost worker loses at most one call's work.
     """
-    from generation.api import generate
+    from generation.api import iter_samples
 
     todo = missing_seed_indices(run, concept, prompt, seed_indices)
+    pack = settings.GENERATION_PACK_IMAGES
+    per_request = max(len(todo), 1) if pack else settings.GENERATION_IMAGES_PER_CALL
     created = 0
-    chunk = settings.GENERATION_IMAGES_PER_CALL
-    for start in range(0, len(todo), chunk):
-        request = build_request(run, concept, prompt, todo[start : start + chunk])
-        for sample in generate(request, progress=on_step):
+    for start in range(0, len(todo), per_request):
+        request = build_request(run, concept, prompt, todo[start : start + per_request], images_per_call=pack or None)
+        for _, sample in iter_samples([request], progress=on_step):
             created += store_sample(run, concept, prompt, sample)
     return BatchResult(created=created, skipped=len(seed_indices) - created)
 

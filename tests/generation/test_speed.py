@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from generation.api import GenerationRequest, check_request, generate, generate_many
+from generation.api import GenerationRequest, check_request, generate, generate_many, iter_samples
 from generation.backbones import backbone_of
 from generation.errors import ParameterError
 from generation.speed import SpeedOptions, denoiser_call
@@ -94,6 +94,16 @@ def test_several_prompts_in_one_call_give_the_images_of_one_at_a_time(backbone_d
         assert [s.prompt for s in many] == [s.prompt for s in one]
         for a, b in zip(pixels(one), pixels(many), strict=True):
             assert np.abs(a - b).max() <= 2
+
+
+def test_iter_samples_hands_over_each_call_before_the_next_one_starts(tiny_model_dir):
+    events = []
+    batch = [request(tiny_model_dir, seed_indices=[0, 1, 2], batch_size=2)]
+    progress = lambda done, total, step, steps: events.append(("step", done, step))  # noqa: E731
+    for number, sample in iter_samples(batch, progress=progress):
+        events.append(("sample", number, sample.seed_index))
+    assert events.index(("sample", 0, 1)) < events.index(("step", 2, 1))  # the first call's images, then call two
+    assert events[-1] == ("sample", 0, 2)
 
 
 def test_a_sampler_that_reads_token_positions_gets_one_prompt_per_call(tiny_model_dir):

@@ -15,7 +15,7 @@ from studyapp.runs.progress import run_progress
 from studyapp.runs.reconciler import reconcile
 from studyapp.runs.state import finish_batch, refresh_run
 from studyapp.runs.storage import store_sample, write_file_once
-from studyapp.runs.worker import generate_batch, run_batch
+from studyapp.runs.worker import generate_batch, generate_missing, run_batch
 from tests.runs.factories import expected_slots, rows_match_files, slots, small_run, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -126,6 +126,40 @@ def test_a_cancelled_batch_stops_at_its_next_heartbeat(tiny_model):
     assert not finish_batch(batch.pk, "worker-a", Batch.DONE)
     batch.refresh_from_db()
     assert batch.state == Batch.CANCELLED
+
+
+def test_a_packed_batch_renews_its_lease_at_every_step_of_its_one_call(settings, tiny_model, media_root):
+    settings.GENERATION_PACK_IMAGES = 4
+    run = small_run(seeds=(0, 1, 2))
+    batch = run.batches.get()
+    assert claim_batch(batch.pk, "worker-a", lease_seconds=60)
+    claimed = GenerationBatch.objects.get(pk=batch.pk).heartbeat
+    heartbeat, reported = Heartbeat(batch.pk, "worker-a", every=0), []
+
+    def on_step(*progress):
+        reported.append(progress)
+        heartbeat(*progress)
+
+    result = generate_missing(run, batch.concept, batch.prompt, batch.seed_indices, on_step=on_step)
+    assert reported == [(0, 3, 1, 2), (0, 3, 2, 2), (3, 3, 2, 2)]  # (done, total, step, steps): one call of three
+    assert result.created == 3 and sorted(run.images.values_list("seed_index", flat=True)) == [0, 1, 2]
+    assert GenerationBatch.objects.get(pk=batch.pk).heartbeat > claimed
+
+
+def test_a_packed_batch_cancelled_during_its_call_stores_nothing(settings, tiny_model):
+    settings.GENERATION_PACK_IMAGES = 4
+    run = small_run(seeds=(0, 1, 2))
+    batch = run.batches.get()
+    assert claim_batch(batch.pk, "worker-a", lease_seconds=60)
+    heartbeat = Heartbeat(batch.pk, "worker-a", every=0)
+
+    def cancel_after_the_first_step(*progress):
+        cancel_run(run)
+        heartbeat(*progress)
+
+    with pytest.raises(LeaseLost, match="cancelled"):
+        generate_missing(run, batch.concept, batch.prompt, batch.seed_indices, on_step=cancel_after_the_first_step)
+    assert run.images.count() == 0
 
 
 def test_reconcile_requeues_a_batch_whose_worker_vanished(tiny_model, django_capture_on_commit_callbacks):

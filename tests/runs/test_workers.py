@@ -4,27 +4,20 @@ Each test starts `celery -A studyapp worker` as a subprocess on the test databas
 transaction=True) and the test's broker; the tiny model runs on CPU with 2 steps.
 """
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
+import numpy as np
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from studyapp.catalog.images import check_image_bytes
 from studyapp.catalog.importers import add_reference_image
-from studyapp.celery import app as celery_app
 from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun, MetricScore, Sweep
 from studyapp.runs.launch import send_batches
 from studyapp.runs.reconciler import reconcile
 from studyapp.runs.sweeps import launch_sweep
 from tests import factories
-from tests.conftest import PROJECT_ROOT
+from tests.runs.celery_workers import wait_until
 from tests.runs.factories import (
     FAST_STEPS,
     expected_slots,
@@ -32,134 +25,9 @@ from tests.runs.factories import (
     slots,
     small_run,
     stored_files,
-    wait_for_other_sessions_to_close,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
-
-WAIT_SECONDS = 150
-
-
-def database_url() -> str:
-    db = settings.DATABASES["default"]
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def broker(postgres, redis_url):
-    """Send tasks to the test's Redis db (emptied before and after) instead of running them eagerly."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
-    # Connections are made on first send, so this holds unless an earlier test sent to another broker.
-    celery_app.conf.update(broker_url=redis_url, task_always_eager=False)
-    yield redis_url
-    celery_app.conf.update(saved)
-    client.flushdb()
-
-
-class Workers:
-    """Start and stop `celery worker` processes; their logs go to files, shown when a test fails."""
-
-    def __init__(self, redis_url, media_root, model_dir, log_dir):
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": redis_url,
-            "MEDIA_ROOT": str(media_root),
-            "GENERATION_MODEL": str(model_dir),
-            "TINY_MODEL_DIR": str(model_dir),
-            "GENERATION_DEVICE": "cpu",
-            "OMP_NUM_THREADS": "1",
-        }
-        self.log_dir = Path(log_dir)
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self, hold: str = "") -> subprocess.Popen:
-        """Start a worker; `hold` names a deterministic stop of tests/worker_hooks.py (WORKER_HOLD)."""
-        number = len(self.processes) + 1
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "studyapp",
-            "worker",
-            "-Q",
-            "gpu,cpu",
-            "--pool=solo",
-            "--prefetch-multiplier=1",
-            "-n",
-            f"test{number}-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--include",
-            "tests.worker_hooks",
-            "-l",
-            "info",
-        ]
-        env = {**self.env, "WORKER_HOLD": hold}
-        with open(self.log_dir / f"worker{number}.log", "wb") as log:  # the worker keeps its own copy of the file
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def start_ready(self, count: int, timeout: float = 60, hold: str = "") -> None:
-        """Start workers and wait until each says it is ready to take tasks."""
-        first = len(self.processes) + 1
-        for _ in range(count):
-            self.start(hold)
-        logs = [self.log_dir / f"worker{number}.log" for number in range(first, first + count)]
-        deadline = time.monotonic() + timeout
-        while not all(b" ready." in log.read_bytes() for log in logs):
-            if time.monotonic() > deadline:
-                pytest.fail(f"workers not ready after {timeout:.0f}s\n{self.logs()}")
-            time.sleep(0.2)
-
-    def kill(self, process: subprocess.Popen) -> None:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill(process)
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.log_dir.glob("*.log"))
-        )
-
-
-@pytest.fixture
-def workers(broker, media_root, tiny_model, tmp_path):
-    pool = Workers(broker, media_root, tiny_model, tmp_path)
-    yield pool
-    pool.stop_all()
-    print(pool.logs())
-    wait_for_other_sessions_to_close()
-
-
-def wait_until(
-    condition, workers: Workers, timeout: float = WAIT_SECONDS, what: str = "the runs to finish", every: float = 0.3
-):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{workers.logs()}")
 
 
 def finished(*run_list) -> bool:
@@ -255,3 +123,35 @@ def test_two_workers_on_one_run_with_duplicated_messages_store_each_image_once(w
     assert_exactly_once([run], media_root)
     hosts = set(run.batches.values_list("worker", flat=True))
     assert len(hosts) == 2, f"expected both workers to take batches, got {hosts}"
+
+
+def test_a_packed_batch_stores_the_unpacked_images_in_fewer_denoiser_calls(workers, media_root, tmp_path):
+    """GENERATION_PACK_IMAGES=4: a batch's four seeds share each step's UNet call, and every image is the one
+    the unpacked worker (one seed per call here) stores, still one row per seed."""
+    seeds = (0, 1, 2, 3)
+    calls = {"unpacked": tmp_path / "unpacked.calls", "packed": tmp_path / "packed.calls"}
+    runs = {}
+    for name, pack in (("unpacked", "0"), ("packed", "4")):
+        run = runs[name] = small_run(sampler="mixed", seeds=seeds)
+        worker = workers.start(
+            GENERATION_PACK_IMAGES=pack, WORKER_DENOISER_CALLS=str(calls[name]), SCORE_FINISHED_RUNS="0"
+        )
+        wait_until(lambda run=run: finished(run), workers)
+        workers.stop(worker)
+    assert_exactly_once(list(runs.values()), media_root)
+    rows = {name: [int(line) for line in path.read_text().split()] for name, path in calls.items()}
+    assert rows["unpacked"] == [3] * FAST_STEPS * len(seeds)  # Mixed: 3 branches, one seed per call
+    assert rows["packed"] == [3 * len(seeds)] * FAST_STEPS  # all four seeds in each step's one call
+    images = {name: {image.seed_index: image for image in run.images.all()} for name, run in runs.items()}
+    for index in seeds:
+        unpacked, packed = images["unpacked"][index], images["packed"][index]
+        assert (packed.seed, packed.unet_evaluations) == (unpacked.seed, unpacked.unet_evaluations)
+        assert np.abs(pixels(packed) - pixels(unpacked)).max() <= 2
+    assert np.abs(pixels(images["packed"][0]) - pixels(images["packed"][1])).max() > 2  # seeds differ
+
+
+def pixels(image: GeneratedImage):
+    from PIL import Image
+
+    with Image.open(image.file.path) as opened:
+        return np.asarray(opened.convert("RGB"), dtype=np.int16)

@@ -6,7 +6,7 @@ from studyapp.demo import reset_admin_password, seed_demo
 
 
 class Command(BaseCommand):
-    help = "Seed a small demo study with the offline tiny model (random weights: the images are noise-like)."
+    help = "Seed a small demo study on the procedural world's shipped models, rated by oracle raters."
 
     def add_arguments(self, parser):
         parser.add_argument("--prompts", type=int, default=4, help="prompts per concept (default 4)")
@@ -15,8 +15,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--simulated-raters",
             type=int,
-            default=4,
-            help="raters simulated through the assignment engine, so the results page has numbers (default 4)",
+            default=24,
+            help="oracle raters simulated through the assignment engine, so the results page has numbers (default 24)",
         )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="for the printed links")
 

@@ -1,0 +1,494 @@
+"""``python -m generation world train DIR``: render the world and train its models, seeded and resumable.
+
+Phases, each written atomically to its own folder and skipped when already there:
+
+1. ``data``: the pictures (a general set without subjects for the text-to-image model, a set with
+   subjects for the metric models and the judge), cached as .npz;
+2. ``pipeline/vae``: an AutoencoderKL (scale factor 4), L1 + L2 reconstruction plus a small KL term;
+3. ``pipeline``: UNet and CLIP text encoder trained together on VAE latents with 10% empty captions
+   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps;
+4. ``clip``: a CLIPModel trained contrastively on pictures and captions;
+5. ``dino``: a Dinov2Model whose CLS embedding is trained to tell object instances apart, whatever
+   the scene (the property DINO-IS relies on);
+6. ``judge``: the classifier of shape, colour, pattern, scene and subject;
+7. ``subjects/<slug>``: a DreamBooth-LoRA of every subject, trained by ``generation.training.fine_tune``
+   on its rendered reference photos ("a sks ball" / "a ball"), resumable from its checkpoints.
+
+Half of the metric models' and the judge's training pictures pass through the VAE first, so they read
+generated pictures as well as rendered ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from generation.world import data as world_data
+from generation.world import models
+from generation.world.vocabulary import CONCEPT_TOKEN, SUBJECTS, Subject
+
+CHECKPOINT_EVERY = 250
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and step counts; ``quick()`` is a smoke-test plan that finishes in about a minute."""
+
+    general_pictures: int = 24_000
+    subject_pictures: int = 12_000
+    vae_steps: int = 1200
+    vae_batch: int = 32
+    unet_steps: int = 1200
+    unet_batch: int = 64
+    unet_learning_rate: float = 6e-4
+    clip_steps: int = 700
+    clip_batch: int = 128
+    dino_steps: int = 600
+    judge_steps: int = 700
+    classifier_batch: int = 64
+    caption_dropout: float = 0.1
+    subject_steps: int = 400
+    subject_batch: int = 4
+    subject_learning_rate: float = 1e-3
+    subject_rank: int = 8
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(512, 256, 4, 8, 6, 8, 6e-4, 4, 16, 4, 4, 16, 0.1, 3, 1, 1e-3, 4)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto", plan: Plan | None = None) -> Path:
+    import torch
+
+    from generation.pipelines import resolve_device
+
+    plan = plan or Plan()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    work = directory / "work"
+    work.mkdir(exist_ok=True)
+    started = time.monotonic()
+    general, mixed = _data(work, seed, plan)
+    tokenizer = models.world_tokenizer()
+    vae = _phase(directory / "pipeline" / "vae", lambda out: _train_vae(out, general, seed, plan, device), _load_vae)
+    _phase(directory / "pipeline", lambda out: _train_pipeline(out, work, vae, tokenizer, general, seed, plan, device))
+    seen = _Memo(lambda: _through_vae(vae, mixed, device))
+    _phase(directory / "clip", lambda out: _train_clip(out, tokenizer, mixed, seen(), seed, plan, device))
+    _phase(directory / "dino", lambda out: _train_dino(out, mixed, seen(), seed, plan, device))
+    _phase(directory / "judge", lambda out: _train_judge(out, mixed, seen(), seed, plan, device))
+    for subject in SUBJECTS:
+        _phase(
+            directory / "subjects" / subject.slug,
+            lambda out, subject=subject: _train_subject(out, work, directory / "pipeline", subject, seed, plan, device),
+        )
+    _write_manifest(directory, seed, plan, time.monotonic() - started)
+    log(f"world models in {directory} ({time.monotonic() - started:.0f} s)")
+    return directory
+
+
+class _Memo:
+    def __init__(self, compute):
+        self._compute, self._value = compute, None
+
+    def __call__(self):
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+
+def _phase(folder: Path, build, load=None):
+    """Run ``build(temporary folder)`` unless ``folder`` is complete; rename into place when done."""
+    marker = folder / ".complete"
+    if not marker.exists():
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        keep = list(folder.iterdir()) if folder.exists() else []
+        partial.mkdir(parents=True)
+        for child in keep:  # a parent phase keeps the sub-phases already complete (pipeline/vae)
+            child.rename(partial / child.name)
+        build(partial)
+        (partial / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return load(folder) if load else None
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def _data(work: Path, seed: int, plan: Plan):
+    sets = []
+    for name, count, share, offset in (
+        ("general", plan.general_pictures, 0.0, 0),
+        ("mixed", plan.subject_pictures, 0.35, 1),
+    ):
+        path = work / f"{name}-{count}-{seed}.npz"
+        if not path.exists():
+            log(f"rendering {count} {name} pictures")
+            rendered = world_data.render_set(count, seed * 10 + offset, subject_share=share)
+            partial = path.with_suffix(".partial.npz")
+            rendered.save(partial)
+            partial.rename(path)
+        sets.append(world_data.RenderedSet.load(path))
+    return sets
+
+
+def _as_tensor(images: np.ndarray):
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _batch_indices(count: int, batch: int, seed: int, step: int) -> np.ndarray:
+    """The batch of ``step``: a pure function of (seed, step), so a resumed run sees the same data."""
+    return np.random.default_rng([seed, step]).integers(0, count, batch)
+
+
+def _generator(seed: int, step: int, device: str):
+    import torch
+
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + step)
+
+
+def _cosine(optimizer, steps: int, warmup: int):
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler("cosine", optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+
+
+# -- VAE ------------------------------------------------------------------------------------------
+
+
+def _train_vae(out: Path, general, seed: int, plan: Plan, device: str) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    vae = models.build_vae().to(device).train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    schedule = _cosine(optimizer, plan.vae_steps, 50)
+    for step in range(plan.vae_steps):
+        pixels = _as_tensor(general.images[_batch_indices(len(general), plan.vae_batch, seed, step)]).to(device)
+        posterior = vae.encode(pixels).latent_dist
+        # The decoder learns from the posterior mean: sampled latents start with unit noise, which a
+        # short training never anneals away and which blurs colours and edges.
+        reconstruction = vae.decode(posterior.mean).sample
+        error = reconstruction - pixels
+        loss = error.abs().mean() + error.pow(2).mean() + 1e-6 * posterior.kl().mean()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == plan.vae_steps - 1:
+            log(f"vae step {step + 1}/{plan.vae_steps} loss {loss.item():.4f}")
+    vae.eval()
+    with torch.inference_mode():
+        sample = _as_tensor(general.images[:512]).to(device)
+        spread = float(vae.encode(sample).latent_dist.mean.std())
+    vae.register_to_config(scaling_factor=1.0 / spread)
+    vae.save_pretrained(out)
+
+
+def _load_vae(folder: Path):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(folder).eval()
+
+
+def _encode(vae, images: np.ndarray, device: str, batch: int = 256) -> np.ndarray:
+    import torch
+
+    vae.to(device)
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            pixels = _as_tensor(images[start : start + batch]).to(device)
+            parts.append(vae.encode(pixels).latent_dist.mean.cpu().numpy())
+    return np.concatenate(parts) * vae.config.scaling_factor
+
+
+def _through_vae(vae, rendered, device: str, batch: int = 256) -> np.ndarray:
+    """Every picture of ``rendered`` encoded and decoded: how a generated picture looks."""
+    import torch
+
+    vae.to(device)
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(rendered), batch):
+            pixels = _as_tensor(rendered.images[start : start + batch]).to(device)
+            decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample
+            parts.append(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(parts)
+
+
+# -- UNet and text encoder ------------------------------------------------------------------------
+
+
+def _token_ids(tokenizer, captions) -> np.ndarray:
+    return np.asarray(
+        tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True)[
+            "input_ids"
+        ],
+        dtype=np.int64,
+    )
+
+
+def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, seed: int, plan: Plan, device: str) -> None:
+    import torch
+    from diffusers import DDPMScheduler
+    from diffusers.training_utils import EMAModel
+
+    latents_path = work / f"latents-{len(general)}-{seed}.npy"
+    if not latents_path.exists():
+        log("encoding the general pictures with the VAE")
+        np.save(latents_path.with_suffix(".partial.npy"), _encode(vae, general.images, device))
+        latents_path.with_suffix(".partial.npy").rename(latents_path)
+    latents = torch.from_numpy(np.load(latents_path))
+    ids = torch.from_numpy(_token_ids(tokenizer, general.captions))
+    empty = torch.from_numpy(_token_ids(tokenizer, [""]))[0]
+
+    torch.manual_seed(seed)
+    unet = models.build_unet().to(device)
+    text_encoder = models.build_text_encoder(tokenizer).to(device)
+    trained = [*unet.parameters(), *text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(trained, lr=plan.unet_learning_rate, weight_decay=0.01)
+    schedule = _cosine(optimizer, plan.unet_steps, 100)
+    ema = EMAModel(trained, decay=0.999, use_ema_warmup=True, power=2 / 3)
+    noise_schedule = DDPMScheduler.from_config(
+        models.build_pipeline(vae, unet, text_encoder, tokenizer).scheduler.config
+    )
+    checkpoint = work / "pipeline-checkpoint.pt"
+    first = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        ema.load_state_dict(state["ema"])
+        first = state["step"]
+        log(f"resuming the text-to-image model at step {first}")
+    unet.train()
+    text_encoder.train()
+    started = time.monotonic()
+    for step in range(first, plan.unet_steps):
+        rows = _batch_indices(len(general), plan.unet_batch, seed, step)
+        rng = np.random.default_rng([seed, step, 1])
+        batch_ids = ids[rows].clone()
+        batch_ids[torch.from_numpy(rng.random(len(rows)) < plan.caption_dropout)] = empty
+        clean = latents[rows].to(device)
+        generator = _generator(seed, step, "cpu")
+        noise = torch.randn(clean.shape, generator=generator).to(device)
+        timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(rows),), generator=generator)
+        noisy = noise_schedule.add_noise(clean, noise, timesteps.to(device))
+        states = text_encoder(batch_ids.to(device))[0]
+        loss = torch.nn.functional.mse_loss(unet(noisy, timesteps.to(device), states).sample, noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(trained)
+        done = step + 1
+        if done % 25 == 0 or done == plan.unet_steps:
+            rate = (done - first) / (time.monotonic() - started)
+            log(
+                f"text-to-image step {done}/{plan.unet_steps} loss {loss.item():.4f} "
+                f"({rate:.2f} steps/s, {(plan.unet_steps - done) / rate / 60:.1f} min left)"
+            )
+        if done % CHECKPOINT_EVERY == 0 and done < plan.unet_steps:
+            _save_atomic(
+                {
+                    "unet": unet.state_dict(),
+                    "text_encoder": text_encoder.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "ema": ema.state_dict(),
+                    "step": done,
+                },
+                checkpoint,
+            )
+    ema.copy_to(trained)
+    pipeline = models.build_pipeline(vae, unet.eval(), text_encoder.eval(), tokenizer)
+    pipeline.save_pretrained(out, safe_serialization=True)
+    checkpoint.unlink(missing_ok=True)
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    import torch
+
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.rename(path)
+
+
+# -- metric models and judge ----------------------------------------------------------------------
+
+
+def _pictures(mixed, seen: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rendered or VAE-decoded, by a coin per picture."""
+    use_seen = rng.random(len(rows)) < 0.5
+    return np.where(use_seen[:, None, None, None], seen[rows], mixed.images[rows])
+
+
+def _normalised(images: np.ndarray, settings: dict):
+    import torch
+
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(settings["image_mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(settings["image_std"]).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
+def _train_clip(out: Path, tokenizer, mixed, seen, seed: int, plan: Plan, device: str) -> None:
+    import torch
+
+    torch.manual_seed(seed + 3)
+    clip = models.build_clip(tokenizer).to(device).train()
+    ids = torch.from_numpy(_token_ids(tokenizer, mixed.captions))
+    optimizer = torch.optim.AdamW(clip.parameters(), lr=1e-3, weight_decay=0.05)
+    schedule = _cosine(optimizer, plan.clip_steps, 50)
+    for step in range(plan.clip_steps):
+        rows = _batch_indices(len(mixed), plan.clip_batch, seed + 3, step)
+        pixels = _normalised(
+            _pictures(mixed, seen, rows, np.random.default_rng([seed, step, 3])), models.CLIP_PREPROCESSING
+        )
+        output = clip(input_ids=ids[rows].to(device), pixel_values=pixels.to(device), return_loss=True)
+        output.loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == plan.clip_steps - 1:
+            log(f"clip step {step + 1}/{plan.clip_steps} loss {output.loss.item():.4f}")
+    clip.eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    models.write_preprocessing(out, models.CLIP_PREPROCESSING)
+
+
+def _identity(mixed) -> np.ndarray:
+    """One class per object instance: shape x colour x pattern, and one per subject."""
+    labels = mixed.labels
+    general = (labels["shape"] * 8 + labels["colour"]) * 4 + labels["pattern"]
+    return np.where(labels["subject"] > 0, 6 * 8 * 4 - 1 + labels["subject"], general)
+
+
+def _train_dino(out: Path, mixed, seen, seed: int, plan: Plan, device: str) -> None:
+    import torch
+
+    torch.manual_seed(seed + 4)
+    dino = models.build_dino().to(device).train()
+    classes = torch.from_numpy(_identity(mixed))
+    head = torch.nn.Linear(models.EMBEDDING_WIDTH, 6 * 8 * 4 + 6).to(device)
+    parameters = [*dino.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.05)
+    schedule = _cosine(optimizer, plan.dino_steps, 50)
+    for step in range(plan.dino_steps):
+        rows = _batch_indices(len(mixed), plan.classifier_batch, seed + 4, step)
+        pixels = _normalised(
+            _pictures(mixed, seen, rows, np.random.default_rng([seed, step, 4])), models.DINO_PREPROCESSING
+        )
+        logits = head(dino(pixel_values=pixels.to(device)).pooler_output)
+        loss = torch.nn.functional.cross_entropy(logits, classes[rows].to(device))
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == plan.dino_steps - 1:
+            log(f"dino step {step + 1}/{plan.dino_steps} loss {loss.item():.4f}")
+    dino.eval().save_pretrained(out)
+    models.write_preprocessing(out, models.DINO_PREPROCESSING)
+
+
+def _train_judge(out: Path, mixed, seen, seed: int, plan: Plan, device: str) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from generation.world.judge import CONFIG, WEIGHTS, build_network, pixels_of
+
+    torch.manual_seed(seed + 5)
+    widths = (32, 64, 96, 128)
+    network = build_network(widths).to(device).train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=2e-3, weight_decay=0.01)
+    schedule = _cosine(optimizer, plan.judge_steps, 50)
+    for step in range(plan.judge_steps):
+        rows = _batch_indices(len(mixed), plan.classifier_batch, seed + 5, step)
+        pixels = torch.from_numpy(pixels_of(_pictures(mixed, seen, rows, np.random.default_rng([seed, step, 5]))))
+        outputs = network(pixels.to(device))
+        loss = sum(
+            torch.nn.functional.cross_entropy(outputs[head], torch.from_numpy(mixed.labels[head][rows]).to(device))
+            for head in outputs
+        )
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == plan.judge_steps - 1:
+            log(f"judge step {step + 1}/{plan.judge_steps} loss {loss.item():.4f}")
+    save_file({name: value.contiguous() for name, value in network.eval().state_dict().items()}, out / WEIGHTS)
+    labels = {head: list(values) for head, values in world_data.LABELS.items()}
+    (out / CONFIG).write_text(json.dumps({"widths": list(widths), "labels": labels}, indent=2) + "\n")
+
+
+# -- subjects -------------------------------------------------------------------------------------
+
+
+def _train_subject(out: Path, work: Path, pipeline: Path, subject: Subject, seed: int, plan: Plan, device: str) -> None:
+    from generation.training import FineTuneSettings, fine_tune
+
+    photos = work / "photos"
+    if not (photos / subject.slug).is_dir():
+        world_data.write_subject_photos(photos, seed=seed)
+    settings = FineTuneSettings(
+        method="lora",
+        steps=plan.subject_steps,
+        learning_rate=plan.subject_learning_rate,
+        batch_size=plan.subject_batch,
+        lora_rank=plan.subject_rank,
+        resolution=models.IMAGE_SIZE,
+        checkpoint_every=100,
+        seed=seed,
+    )
+    log(f"fine-tuning {subject.slug}: LoRA rank {plan.subject_rank}, {plan.subject_steps} steps")
+    fine_tune(
+        pipeline,
+        sorted((photos / subject.slug).glob("*.jpg")),
+        f"a {CONCEPT_TOKEN} {subject.superclass}",
+        f"a {subject.superclass}",
+        settings,
+        out,
+        work_dir=work / "subjects" / subject.slug,
+        device=device,
+        on_progress=lambda progress: (
+            progress.step % 100 == 0
+            and log(f"{subject.slug} step {progress.step}/{progress.total} loss {progress.loss:.4f}")
+        ),
+    )
+
+
+# -- manifest -------------------------------------------------------------------------------------
+
+
+def _write_manifest(directory: Path, seed: int, plan: Plan, seconds: float) -> None:
+    from generation.world.manifest import write_manifest
+
+    write_manifest(
+        directory,
+        {
+            "command": f"python -m generation world train {directory} --seed {seed}",
+            "seed": seed,
+            "plan": asdict(plan),
+            "train_seconds": math.floor(seconds),
+        },
+    )
