@@ -109,26 +109,25 @@ class Crash(Exception):
 
 @pytest.mark.parametrize("method", ["dreambooth", "lora", "textual_inversion"])
 def test_a_run_resumed_after_a_crash_equals_an_uninterrupted_one(method, tiny_model_dir, photos, tmp_path):
-    straight = train(tiny_model_dir, photos, tmp_path / "straight", method, steps=6, checkpoint_every=2)
+    # LoRA runs with prior preservation, so its class images and their reuse on resume are tested too
+    options = {"steps": 4, "checkpoint_every": 2}
+    if method == "lora":
+        options.update(prior_preservation=True, class_images=2)
+    straight = train(tiny_model_dir, photos, tmp_path / "straight", method, **options)
 
-    def crash_at_five(progress):
-        if progress.step == 5:
+    def crash_at_three(progress):
+        if progress.step == 3:
             raise Crash
 
     work = tmp_path / "work"
     with pytest.raises(Crash):
         train(
-            tiny_model_dir,
-            photos,
-            tmp_path / "resumed",
-            method,
-            steps=6,
-            checkpoint_every=2,
-            work_dir=work,
-            on_progress=crash_at_five,
+            tiny_model_dir, photos, tmp_path / "resumed", method, work_dir=work, on_progress=crash_at_three, **options
         )
-    assert sorted(p.name for p in work.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-4"]
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-2"]
     assert nothing_left(tmp_path, tmp_path / "resumed")
+    class_images = sorted((work / "class_images").glob("*.png"))
+    written = [p.stat().st_mtime_ns for p in class_images]
 
     steps_seen = []
     resumed = train(
@@ -136,19 +135,22 @@ def test_a_run_resumed_after_a_crash_equals_an_uninterrupted_one(method, tiny_mo
         photos,
         tmp_path / "resumed",
         method,
-        steps=6,
-        checkpoint_every=2,
         work_dir=work,
         on_progress=lambda p: steps_seen.append(p.step),
+        **options,
     )
-    assert resumed.resumed_from == 4 and steps_seen == [5, 6]
+    assert resumed.resumed_from == 2 and steps_seen == [3, 4]
+    assert resumed.manifest["resumed_from"] == 2
     expected, found = trained_weights(straight.output_dir, method), trained_weights(resumed.output_dir, method)
     assert expected.keys() == found.keys()
     assert max((expected[k] - found[k]).abs().max().item() for k in expected) <= 1e-6
-    assert resumed.manifest["resumed_from"] == 4
+    if method == "lora":
+        assert [p.name for p in class_images] == ["0000.png", "0001.png"]
+        assert Image.open(class_images[0]).size == (RESOLUTION, RESOLUTION)
+        assert [p.stat().st_mtime_ns for p in class_images] == written  # generated once, reused
 
 
-def test_stop_writes_a_checkpoint_first_and_the_run_resumes_from_it(tiny_model_dir, photos, tmp_path):
+def test_stop_writes_a_checkpoint_first_and_only_the_same_run_resumes_it(tiny_model_dir, photos, tmp_path):
     work, output = tmp_path / "work", tmp_path / "out"
     steps_done = []
     with pytest.raises(FineTuneStopped) as stopped:
@@ -156,7 +158,7 @@ def test_stop_writes_a_checkpoint_first_and_the_run_resumes_from_it(tiny_model_d
             tiny_model_dir,
             photos,
             output,
-            steps=5,
+            steps=4,
             checkpoint_every=100,
             work_dir=work,
             on_progress=lambda p: steps_done.append(p.step),
@@ -166,33 +168,10 @@ def test_stop_writes_a_checkpoint_first_and_the_run_resumes_from_it(tiny_model_d
     assert (work / "checkpoint-2" / "checkpoint.json").is_file()
     assert nothing_left(tmp_path, output)
 
-    result = train(tiny_model_dir, photos, output, steps=5, checkpoint_every=100, work_dir=work)
-    assert result.resumed_from == 2 and result.steps_done == 5
-
-
-def test_a_checkpoint_of_another_run_is_not_resumed(tiny_model_dir, photos, tmp_path):
-    work = tmp_path / "work"
-    with pytest.raises(FineTuneStopped):
-        train(tiny_model_dir, photos, tmp_path / "a", steps=4, work_dir=work, should_stop=lambda: True)
-    with pytest.raises(FineTuneError, match=r"another run.*settings"):
-        train(tiny_model_dir, photos, tmp_path / "b", steps=4, learning_rate=2e-4, work_dir=work)
-
-
-def test_prior_preservation_generates_class_images_once(tiny_model_dir, photos, tmp_path):
-    work = tmp_path / "work"
-    first = train(
-        tiny_model_dir, photos, tmp_path / "a", steps=2, prior_preservation=True, class_images=2, work_dir=work
-    )
-    class_images = sorted((work / "class_images").glob("*.png"))
-    assert [p.name for p in class_images] == ["0000.png", "0001.png"]
-    assert Image.open(class_images[0]).size == (RESOLUTION, RESOLUTION)
-    written = [p.stat().st_mtime_ns for p in class_images]
-
-    second = train(
-        tiny_model_dir, photos, tmp_path / "b", steps=2, prior_preservation=True, class_images=2, work_dir=work
-    )
-    assert [p.stat().st_mtime_ns for p in class_images] == written
-    assert first.manifest["files"] == second.manifest["files"]  # same seed, same cached class images
+    with pytest.raises(FineTuneError, match=r"another run \(different settings\)"):
+        train(tiny_model_dir, photos, output, steps=4, learning_rate=2e-4, work_dir=work)
+    result = train(tiny_model_dir, photos, output, steps=4, checkpoint_every=100, work_dir=work)
+    assert result.resumed_from == 2 and result.steps_done == 4
 
 
 @pytest.mark.parametrize(
