@@ -1,4 +1,5 @@
-"""From a subject's photos to a published study through admin pages only: the concept and its photos,
+"""From a world subject's photos to a published study through admin pages only, on the world's model:
+the concept and its photos,
 a fine-tune (trained by the web process's background thread, as without a broker), one method per
 sampler over its result, runs over two of them, and a study comparing them, built and published."""
 
@@ -9,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from studyapp.models import Concept, FineTuneRun, GenerationRun, Method, PromptSet, Study
-from tests import factories
 from tests.runs.factories import FAST_STEPS, wait_for_other_sessions_to_close
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -38,12 +38,12 @@ def errors_in(response) -> str:
     return f"{form.form.errors if form else response.status_code} {inlines}"
 
 
-def add_concept(client) -> Concept:
-    photos = [
-        SimpleUploadedFile(f"rex{n}.png", factories.png_bytes((60 * n, 120, 40)), content_type="image/png")
-        for n in range(3)
-    ]
-    form = {"slug": "rex", "concept_token": "sks", "superclass": "dog", "kind": "live", "photos": photos}
+def add_concept(client, folder) -> Concept:
+    from generation.world.data import write_subject_photos
+
+    files = sorted((write_subject_photos(folder) / "sunny_ball").glob("*.jpg"))
+    photos = [SimpleUploadedFile(path.name, path.read_bytes(), content_type="image/jpeg") for path in files]
+    form = {"slug": "rex", "concept_token": "sks", "superclass": "ball", "kind": "object", "photos": photos}
     form.update({"references-TOTAL_FORMS": 0, "references-INITIAL_FORMS": 0, "references-MAX_NUM_FORMS": 1000})
     response = client.post(reverse("admin:studyapp_concept_add"), form)
     assert response.status_code == 302, errors_in(response)
@@ -124,10 +124,11 @@ def add_study(client, method_a, method_b) -> Study:
     return Study.objects.get(slug="rex-study")
 
 
-def test_photos_to_a_published_study_through_admin_pages(owner_client, settings, tiny_model):
+def test_photos_to_a_published_study_through_admin_pages(owner_client, settings, tmp_path):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # no broker: the web process's thread trains and generates
-    concept = add_concept(owner_client)
-    assert concept.references.count() == 3
+    settings.GENERATION_MODEL, settings.OFFLINE_MODELS = "", "world"  # blank base models are the world's
+    concept = add_concept(owner_client, tmp_path)
+    assert concept.references.count() == 5
 
     url = reverse("admin:studyapp_finetunerun_add")
     form = {"label": "rex-lora", "concept": concept.pk, "method": "lora", "seed": 0}
