@@ -49,7 +49,9 @@ def simulate_oracle_raters(study: Study, count: int, seed: int = 0, careless_sha
                 return {q: _expected_answer(assignment, q) for q in QUESTIONS}
             image_a, image_b = view.scores(assignment.pair)
             left, right = (image_a, image_b) if assignment.left_is_a else (image_b, image_a)
-            return person.answer(left, right, person_rng)
+            answers = person.answer(left, right, person_rng)
+            # the oracle's "subject" is the study's image question: which shows the subject
+            return {"text": answers["text"], "image": answers["subject"], "overall": answers["overall"]}
 
         stored += _rate_until_done(_rater(study, ORACLE_PREFIX, number), answers, rng)
     return stored
