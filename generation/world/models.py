@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from generation.tiny.encoders import CLIP_PREPROCESSING as TINY_CLIP_PREPROCESSING
+from generation.tiny.encoders import DINO_PREPROCESSING as TINY_DINO_PREPROCESSING
 from generation.tiny.pipeline import tiny_scheduler
 from generation.tiny.tokenizer import MAX_TOKENS, PROMPT_WORDS, build_tokenizer
 from generation.world.data import LABELS
@@ -21,26 +23,10 @@ LATENT_SIZE = 16
 TEXT_WIDTH = 64
 EMBEDDING_WIDTH = 64
 
-CLIP_PREPROCESSING = {
-    "image_processor_type": "CLIPImageProcessor",
-    "do_resize": True,
-    "size": {"shortest_edge": IMAGE_SIZE},
-    "resample": 3,
-    "do_center_crop": True,
-    "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-    "do_rescale": True,
-    "rescale_factor": 1 / 255,
-    "do_normalize": True,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "do_convert_rgb": True,
-}
-DINO_PREPROCESSING = {
-    **CLIP_PREPROCESSING,
-    "image_processor_type": "BitImageProcessor",
-    "image_mean": [0.485, 0.456, 0.406],
-    "image_std": [0.229, 0.224, 0.225],
-}
+# The tiny encoders' preprocessing (the hub models' normalisation), at the world's picture size.
+_AT_WORLD_SIZE = {"size": {"shortest_edge": IMAGE_SIZE}, "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}}
+CLIP_PREPROCESSING = {**TINY_CLIP_PREPROCESSING, **_AT_WORLD_SIZE}
+DINO_PREPROCESSING = {**TINY_DINO_PREPROCESSING, **_AT_WORLD_SIZE}
 
 
 def world_tokenizer():
