@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from generation.training.settings import DEFAULT_LEARNING_RATES, METHODS
+from generation.training.settings import DEFAULT_LEARNING_RATES, LORA_TARGETS, METHODS
 
 
 def register(subparsers) -> None:
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--resolution", type=int, help="default: the base model's native size")
     parser.add_argument("--lora-rank", type=int)
+    parser.add_argument("--lora-targets", choices=LORA_TARGETS, help="default: attention")
     parser.add_argument("--train-text-encoder", action="store_true", default=None, help="dreambooth only")
     parser.add_argument("--prior-preservation", action="store_true", default=None)
     parser.add_argument("--prior-loss-weight", type=float)
@@ -50,6 +51,7 @@ SETTING_ARGUMENTS = (
     "batch_size",
     "resolution",
     "lora_rank",
+    "lora_targets",
     "train_text_encoder",
     "prior_preservation",
     "prior_loss_weight",

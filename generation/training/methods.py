@@ -2,8 +2,9 @@
 
 * ``dreambooth``: the whole UNet (and the text encoder with ``train_text_encoder``); the result is a
   pipeline folder (``save_pretrained``), which ``generation.pipelines`` reads as the ``full`` format.
-* ``lora``: peft LoRA adapters on the UNet's attention projections (``unet.add_adapter``), the rest
-  frozen; the result is ``pytorch_lora_weights.safetensors`` written by diffusers' own LoRA saver.
+* ``lora``: peft LoRA adapters on the UNet's attention projections, or on all its linear and
+  convolution layers (``lora_targets``), added with ``unet.add_adapter``, the rest frozen; the result
+  is ``pytorch_lora_weights.safetensors`` written by diffusers' own LoRA saver.
 * ``textual_inversion``: one new token's embedding row; the result is ``learned_embeds.safetensors``
   ({token: embedding}), as diffusers' ``load_textual_inversion`` reads it.
 """
@@ -16,8 +17,15 @@ from generation.errors import FineTuneError
 from generation.training.photos import mix
 from generation.training.settings import FineTuneSettings
 
-# The projections diffusers' train_dreambooth_lora.py adapts on a Stable Diffusion UNet.
-LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+# The projections diffusers' train_dreambooth_lora.py adapts on a Stable Diffusion UNet ("attention"),
+# and with them every other linear and convolution of the transformer and ResNet blocks ("all").
+LORA_TARGETS = {
+    "attention": ["to_k", "to_q", "to_v", "to_out.0"],
+    "all": [
+        "to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+        "conv1", "conv2", "conv_shortcut", "time_emb_proj",
+    ],
+}  # fmt: skip
 
 
 class Method:
@@ -101,7 +109,7 @@ class LoRA(Method):
             r=settings.lora_rank,
             lora_alpha=settings.lora_rank,
             init_lora_weights="gaussian",
-            target_modules=LORA_TARGETS,
+            target_modules=LORA_TARGETS[settings.lora_targets],
         )
         with torch.random.fork_rng(devices=[]):  # the adapters' initialisation is a function of the seed
             torch.manual_seed(mix(settings.seed, "lora-init") % 2**32)
@@ -117,11 +125,13 @@ class LoRA(Method):
 
     def save(self, folder: Path) -> None:
         from diffusers import StableDiffusionPipeline
-        from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
+        # peft's own key names (lora_A / lora_B), which diffusers' loader reads for every layer type;
+        # diffusers' convert_state_dict_to_diffusers renames only the attention keys, and a file that
+        # mixes the two namings loads without its attention adapters.
         unet = self.pipeline.unet
-        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+        layers = get_peft_model_state_dict(unet)
         StableDiffusionPipeline.save_lora_weights(
             save_directory=folder,
             unet_lora_layers={name: tensor.detach().float().cpu() for name, tensor in layers.items()},

@@ -36,6 +36,11 @@ LIMITS: dict[str, tuple[float, float]] = {
     "checkpoint_every": (1, 100_000),
     "seed": (0, 2**32 - 1),
 }
+# Which UNet layers DreamBooth-LoRA adapts: "attention" (diffusers' train_dreambooth_lora.py: the
+# attention projections) or "all" (those, the transformer blocks' projections and feed-forward layers,
+# and the ResNet convolutions). "all" is what binds a subject on a small UNet whose attention sits only
+# at the coarse resolutions (docs/world.md).
+LORA_TARGETS = ("attention", "all")
 RESOLUTION_MULTIPLE = 8  # the VAE's scale factor; the model's own constraint is checked at load time
 
 
@@ -49,6 +54,7 @@ class FineTuneSettings:
     batch_size: int = 1
     resolution: int | None = None  # None -> the base model's native size
     lora_rank: int = 4  # diffusers' train_dreambooth_lora.py --rank default
+    lora_targets: str = "attention"  # one of LORA_TARGETS
     train_text_encoder: bool = False  # DreamBooth only
     prior_preservation: bool = False
     prior_loss_weight: float = 1.0  # DreamBooth paper and diffusers' --prior_loss_weight
@@ -83,6 +89,8 @@ class FineTuneSettings:
                 f"resolution: expected a multiple of {RESOLUTION_MULTIPLE} in "
                 f"[{LIMITS['resolution'][0]}, {LIMITS['resolution'][1]}], got {self.resolution}"
             )
+        if self.lora_targets not in LORA_TARGETS:
+            raise FineTuneError(f"lora_targets: expected one of {', '.join(LORA_TARGETS)}, got {self.lora_targets!r}")
         if self.train_text_encoder and self.method != "dreambooth":
             raise FineTuneError(f"train_text_encoder: only the dreambooth method trains it, got method {self.method}")
         if self.prior_preservation and self.method == "textual_inversion":
@@ -124,6 +132,7 @@ _TYPES: dict[str, Any] = {
     "batch_size": int,
     "resolution": (int, "optional"),
     "lora_rank": int,
+    "lora_targets": str,
     "train_text_encoder": bool,
     "prior_preservation": bool,
     "prior_loss_weight": float,

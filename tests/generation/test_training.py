@@ -97,6 +97,22 @@ def test_each_method_loads_through_the_pipeline_loader_and_samples(
         assert token in tuned.tokenizer.get_vocab()
 
 
+def test_lora_on_all_layers_adapts_the_convolutions_and_loads_them(tiny_model_dir, photos, tmp_path):
+    attention, every = tmp_path / "attention", tmp_path / "all"
+    train(tiny_model_dir, photos, attention, "lora")
+    train(tiny_model_dir, photos, every, "lora", lora_targets="all")
+
+    def adapted(output):
+        return {key.split(".lora")[0].removeprefix("unet.") for key in load_file(str(output / WEIGHT_FILES["lora"]))}
+
+    assert not any(name.endswith(("conv1", "conv2", "ff.net.2")) for name in adapted(attention))
+    assert {name.rsplit(".", 1)[-1] for name in adapted(every)} >= {"conv1", "conv2", "to_q", "proj_in", "2"}
+    base = pipelines.load_pipeline(tiny_model_dir, device="cpu").unet.state_dict()
+    fused = pipelines.load_pipeline(tiny_model_dir, personalization=every, device="cpu").unet.state_dict()
+    moved = {name.removesuffix(".weight") for name in base if not torch.equal(base[name], fused[name])}
+    assert moved == set(adapted(every))  # every adapter loaded, attention and convolutions alike
+
+
 def trained_weights(output, method) -> dict:
     if method in WEIGHT_FILES:
         return load_file(str(output / WEIGHT_FILES[method]))
@@ -257,6 +273,7 @@ def test_settings_defaults_and_validation():
         ({"method": "lora", "train_text_encoder": True}, "train_text_encoder: only the dreambooth method"),
         ({"method": "textual_inversion", "prior_preservation": True}, "prior_preservation: applies to"),
         ({"method": "lora", "batch_size": 65}, r"batch_size: expected a value in \[1, 64\], got 65"),
+        ({"method": "lora", "lora_targets": "convs"}, "lora_targets: expected one of attention, all, got 'convs'"),
     ]
     for data, message in cases:
         with pytest.raises(FineTuneError, match=message):
