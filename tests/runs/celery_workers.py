@@ -24,7 +24,9 @@ def database_url() -> str:
 class Workers:
     """Start and stop `celery worker` processes; their logs go to files, shown when a test fails."""
 
-    def __init__(self, redis_url, media_root, model_dir, log_dir):
+    def __init__(self, redis_url, media_root, model_dir, log_dir, generation_model=None):
+        """``model_dir``: the tiny models (CLIP and DINO for scoring); ``generation_model``: the text-to-image
+        model the workers use where a method names none (default: the tiny one)."""
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
@@ -32,7 +34,7 @@ class Workers:
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": redis_url,
             "MEDIA_ROOT": str(media_root),
-            "GENERATION_MODEL": str(model_dir),
+            "GENERATION_MODEL": str(generation_model or model_dir),
             "TINY_MODEL_DIR": str(model_dir),
             "GENERATION_DEVICE": "cpu",
             "OMP_NUM_THREADS": "1",

@@ -1,7 +1,8 @@
 """Fine-tunes on real worker processes, real Redis and Postgres: trained once, resumed, cancelled, failed.
 
-Each test starts `celery -A studyapp worker` subprocesses (tests/runs/conftest.py) and fine-tunes the
-tiny random model with LoRA on CPU for a few dozen steps. Interleavings are made with the training-step
+Each test starts `celery -A studyapp worker` subprocesses (tests/runs/celery_workers.py) and fine-tunes the
+shipped world model (generation/world/models) on a world subject's photos with LoRA on CPU for a few dozen
+steps. Interleavings are made with the training-step
 holds of tests/worker_hooks.py, never waited for with a sleep.
 """
 
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from generation.world.data import write_subject_photos
+from generation.world.paths import PIPELINE
+from studyapp.catalog.images import check_image_bytes
+from studyapp.catalog.importers import add_reference_image
 from studyapp.models import FineTuneRun
 from studyapp.runs.actions import perform
 from studyapp.runs.finetune import output_location, work_dir
@@ -19,9 +24,8 @@ from studyapp.runs.finetune_methods import create_methods
 from studyapp.runs.launch import create_run
 from studyapp.runs.reconciler import reconcile
 from tests import factories
-from tests.runs.celery_workers import wait_until
-from tests.runs.factories import FAST_STEPS
-from tests.runs.test_fine_tunes import concept_with_photos
+from tests.runs.celery_workers import Workers, wait_until
+from tests.runs.factories import FAST_STEPS, wait_for_other_sessions_to_close
 from tests.runs.test_workers import assert_exactly_once, finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
@@ -30,8 +34,30 @@ STEPS, EVERY = 30, 10
 SETTINGS = {"steps": STEPS, "checkpoint_every": EVERY}
 
 
-def fine_tune_of(concept=None, **overrides):
-    fields = {"concept": concept or concept_with_photos(), "method": "lora", "hyperparameters": SETTINGS, "seed": 7}
+@pytest.fixture
+def workers(broker, media_root, tiny_model, tmp_path, settings):
+    settings.GENERATION_MODEL = str(PIPELINE)
+    pool = Workers(broker, media_root, tiny_model, tmp_path, generation_model=PIPELINE)
+    yield pool
+    pool.stop_all()
+    print(pool.logs())
+    wait_for_other_sessions_to_close()
+
+
+@pytest.fixture(scope="module")
+def world_photos(tmp_path_factory):
+    return write_subject_photos(tmp_path_factory.mktemp("world-photos")) / "sunny_ball"
+
+
+def concept_with_photos(photos: Path):
+    concept = factories.concept(superclass="ball")
+    for path in sorted(photos.glob("*.jpg")):
+        add_reference_image(concept, path.name, check_image_bytes(path.read_bytes()))
+    return concept
+
+
+def fine_tune_of(concept, **overrides):
+    fields = {"concept": concept, "method": "lora", "hyperparameters": SETTINGS, "seed": 7}
     return create_fine_tune(**{**fields, **overrides})
 
 
@@ -50,8 +76,8 @@ def logged(workers, number: int, text: str):
     return lambda: text in (workers.log_dir / f"worker{number}.log").read_text(errors="replace")
 
 
-def test_a_fine_tune_completes_and_its_methods_sample_on_the_worker(workers, media_root):
-    concept = concept_with_photos()
+def test_a_fine_tune_completes_and_its_methods_sample_on_the_worker(workers, media_root, world_photos):
+    concept = concept_with_photos(world_photos)
     run = fine_tune_of(concept, label="rex")
     workers.start()
     wait_until(lambda: ended(run), workers, what="the fine-tune")
@@ -77,9 +103,9 @@ def test_a_fine_tune_completes_and_its_methods_sample_on_the_worker(workers, med
     assert_exactly_once([sampled], media_root)
 
 
-def test_a_killed_worker_is_resumed_from_its_last_checkpoint_and_matches_an_uninterrupted_run(workers):
+def test_a_killed_worker_is_resumed_from_its_last_checkpoint_and_matches_an_uninterrupted_run(workers, world_photos):
     killed_at = 25
-    interrupted = fine_tune_of()
+    interrupted = fine_tune_of(concept_with_photos(world_photos))
     first = workers.start(hold=f"fine-tune-step-{killed_at}")  # it stops for good at step 25
     wait_until(logged(workers, 1, f"held at step {killed_at}"), workers, what="the worker to reach step 25")
     workers.kill(first)
@@ -107,8 +133,8 @@ def silent_for(run, seconds: float) -> bool:
     return FineTuneRun.objects.filter(pk=run.pk, state="running", heartbeat__lt=recent).exists()
 
 
-def test_cancel_stops_training_at_a_checkpoint_and_resume_finishes_it(workers):
-    run = fine_tune_of()
+def test_cancel_stops_training_at_a_checkpoint_and_resume_finishes_it(workers, world_photos):
+    run = fine_tune_of(concept_with_photos(world_photos))
     workers.start(hold="fine-tune-step-5-until-cancelled")
     wait_until(logged(workers, 1, "held at step 5"), workers, what="training to reach step 5")
     assert perform(FINE_TUNE_ACTIONS["cancel"], [run]).runs == 1
@@ -123,12 +149,12 @@ def test_cancel_stops_training_at_a_checkpoint_and_resume_finishes_it(workers):
     assert run.state == "done" and run.resumed_from == stopped_at and run.step == STEPS
 
 
-def test_bad_input_at_training_time_fails_the_run_with_the_message(workers, media_root):
-    broken = concept_with_photos()
+def test_bad_input_at_training_time_fails_the_run_with_the_message(workers, media_root, world_photos):
+    broken = concept_with_photos(world_photos)
     damaged = broken.references.first()
     bad_photo = fine_tune_of(broken)
     (Path(media_root) / damaged.image.name).write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # damaged after queueing
-    bad_model = fine_tune_of(base_model="nobody/no-such-model")
+    bad_model = fine_tune_of(concept_with_photos(world_photos), base_model="nobody/no-such-model")
     workers.start()
     wait_until(lambda: ended(bad_photo, bad_model), workers, what="both fine-tunes to fail")
     bad_photo.refresh_from_db()
@@ -139,10 +165,10 @@ def test_bad_input_at_training_time_fails_the_run_with_the_message(workers, medi
         assert not run.output_path and not (Path(media_root) / "fine-tunes" / str(run.pk) / "model").exists()
 
 
-def test_a_duplicated_message_does_not_start_a_second_training(workers, tmp_path):
+def test_a_duplicated_message_does_not_start_a_second_training(workers, tmp_path, world_photos):
     release = tmp_path / "release"
     workers.env["WORKER_RELEASE"] = str(release)
-    run = fine_tune_of()
+    run = fine_tune_of(concept_with_photos(world_photos))
     first = workers.start(hold="fine-tune-step-3-until-released")  # it trains, and holds at step 3
     wait_until(lambda: FineTuneRun.objects.filter(pk=run.pk, step__gte=1).exists(), workers, what="training")
     workers.start_ready(1)
