@@ -1,18 +1,22 @@
 """``python -m generation world train DIR``: render the world and train its models, seeded and resumable.
 
-Phases, each written atomically to its own folder and skipped when already there:
+Phases, each written atomically to its own folder and skipped when already there (its ``.complete``
+marker records how long it took):
 
 1. ``data``: the pictures (a general set without subjects for the text-to-image model, a set with
-   subjects for the metric models and the judge), cached as .npz;
-2. ``pipeline/vae``: an AutoencoderKL (scale factor 4), L1 + L2 reconstruction plus a small KL term;
+   subjects for the metric models and the judge), cached as .npz, rendered only when a phase needs them;
+2. ``pipeline/vae``: an AutoencoderKL (scale factor 4, 8 latent channels) on both sets, L1 + L2
+   reconstruction plus a small KL term, its posterior then made a point (``point_posterior``);
 3. ``pipeline``: UNet and CLIP text encoder trained together on VAE latents with 10% empty captions
-   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps;
-4. ``clip``: a CLIPModel trained contrastively on pictures and captions;
-5. ``dino``: a Dinov2Model whose CLS embedding is trained to tell object instances apart, whatever
-   the scene (the property DINO-IS relies on);
-6. ``judge``: the classifier of shape, colour, pattern, scene and subject;
-7. ``subjects/<slug>``: a DreamBooth-LoRA of every subject, trained by ``generation.training.fine_tune``
-   on its rendered reference photos ("a sks ball" / "a ball"), resumable from its checkpoints.
+   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps; the UNet and
+   VAE weights are stored in float16;
+4. ``judge``: the classifier of shape, colour, pattern, scene and subject;
+5. ``subjects/<slug>``: a DreamBooth-LoRA of every subject (adapters on every layer, ``lora_targets``
+   "all"), trained by ``generation.training.fine_tune`` on its rendered reference photos ("a sks ball" /
+   "a ball"), resumable from its checkpoints;
+6. ``clip``: a CLIPModel trained contrastively on pictures and captions;
+7. ``dino``: a Dinov2Model whose CLS embedding is trained to tell object instances apart, whatever
+   the scene (the property DINO-IS relies on).
 
 Half of the metric models' and the judge's training pictures pass through the VAE first, so they read
 generated pictures as well as rendered ones.
@@ -43,9 +47,9 @@ class Plan:
 
     general_pictures: int = 24_000
     subject_pictures: int = 12_000
-    vae_steps: int = 1200
-    vae_batch: int = 32
-    unet_steps: int = 1200
+    vae_steps: int = 2000
+    vae_batch: int = 16
+    unet_steps: int = 2000
     unet_batch: int = 64
     unet_learning_rate: float = 6e-4
     clip_steps: int = 700
@@ -54,14 +58,30 @@ class Plan:
     judge_steps: int = 700
     classifier_batch: int = 64
     caption_dropout: float = 0.1
-    subject_steps: int = 400
+    subject_steps: int = 800
     subject_batch: int = 4
-    subject_learning_rate: float = 1e-3
+    subject_learning_rate: float = 5e-4
     subject_rank: int = 8
+    subject_targets: str = "all"
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(512, 256, 4, 8, 6, 8, 6e-4, 4, 16, 4, 4, 16, 0.1, 3, 1, 1e-3, 4)
+        return cls(
+            general_pictures=512,
+            subject_pictures=256,
+            vae_steps=4,
+            vae_batch=8,
+            unet_steps=6,
+            unet_batch=8,
+            clip_steps=4,
+            clip_batch=16,
+            dino_steps=4,
+            judge_steps=4,
+            classifier_batch=16,
+            subject_steps=3,
+            subject_batch=1,
+            subject_rank=4,
+        )
 
 
 def log(message: str) -> None:
@@ -81,19 +101,26 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
     work = directory / "work"
     work.mkdir(exist_ok=True)
     started = time.monotonic()
-    general, mixed = _data(work, seed, plan)
+    # Rendered only when a phase that needs them runs: retraining one phase renders nothing else.
+    general = _Memo(lambda: _rendered(work, "general", plan.general_pictures, seed, 0.0, 0))
+    mixed = _Memo(lambda: _rendered(work, "mixed", plan.subject_pictures, seed, 0.35, 1))
     tokenizer = models.world_tokenizer()
-    vae = _phase(directory / "pipeline" / "vae", lambda out: _train_vae(out, general, seed, plan, device), _load_vae)
-    _phase(directory / "pipeline", lambda out: _train_pipeline(out, work, vae, tokenizer, general, seed, plan, device))
-    seen = _Memo(lambda: _through_vae(vae, mixed, device))
-    _phase(directory / "clip", lambda out: _train_clip(out, tokenizer, mixed, seen(), seed, plan, device))
-    _phase(directory / "dino", lambda out: _train_dino(out, mixed, seen(), seed, plan, device))
-    _phase(directory / "judge", lambda out: _train_judge(out, mixed, seen(), seed, plan, device))
+    vae = _phase(
+        directory / "pipeline" / "vae", lambda out: _train_vae(out, general(), mixed(), seed, plan, device), _load_vae
+    )
+    _phase(
+        directory / "pipeline", lambda out: _train_pipeline(out, work, vae, tokenizer, general(), seed, plan, device)
+    )
+    seen = _Memo(lambda: _through_vae(vae, mixed(), device))
+    # The judge and the subjects first: what they measure can be read while CLIP and DINO train.
+    _phase(directory / "judge", lambda out: _train_judge(out, mixed(), seen(), seed, plan, device))
     for subject in SUBJECTS:
         _phase(
             directory / "subjects" / subject.slug,
             lambda out, subject=subject: _train_subject(out, work, directory / "pipeline", subject, seed, plan, device),
         )
+    _phase(directory / "clip", lambda out: _train_clip(out, tokenizer, mixed(), seen(), seed, plan, device))
+    _phase(directory / "dino", lambda out: _train_dino(out, mixed(), seen(), seed, plan, device))
     _write_manifest(directory, seed, plan, time.monotonic() - started)
     log(f"world models in {directory} ({time.monotonic() - started:.0f} s)")
     return directory
@@ -111,8 +138,10 @@ class _Memo:
 
 def _phase(folder: Path, build, load=None):
     """Run ``build(temporary folder)`` unless ``folder`` is complete; rename into place when done."""
+    _recover_from_interrupted_parent(folder)
     marker = folder / ".complete"
     if not marker.exists():
+        started = time.monotonic()
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         keep = list(folder.iterdir()) if folder.exists() else []
@@ -120,30 +149,36 @@ def _phase(folder: Path, build, load=None):
         for child in keep:  # a parent phase keeps the sub-phases already complete (pipeline/vae)
             child.rename(partial / child.name)
         build(partial)
-        (partial / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+        finished = {"completed": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(time.monotonic() - started)}
+        (partial / ".complete").write_text(json.dumps(finished) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
     return load(folder) if load else None
 
 
+def _recover_from_interrupted_parent(folder: Path) -> None:
+    """A parent phase moves its complete sub-phases into its partial folder (pipeline.partial/vae); when
+    the parent was interrupted, they are moved back instead of being trained again."""
+    stale = folder.parent.with_name(folder.parent.name + ".partial") / folder.name
+    if (stale / ".complete").exists() and not (folder / ".complete").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        stale.rename(folder)
+
+
 # -- data -----------------------------------------------------------------------------------------
 
 
-def _data(work: Path, seed: int, plan: Plan):
-    sets = []
-    for name, count, share, offset in (
-        ("general", plan.general_pictures, 0.0, 0),
-        ("mixed", plan.subject_pictures, 0.35, 1),
-    ):
-        path = work / f"{name}-{count}-{seed}.npz"
-        if not path.exists():
-            log(f"rendering {count} {name} pictures")
-            rendered = world_data.render_set(count, seed * 10 + offset, subject_share=share)
-            partial = path.with_suffix(".partial.npz")
-            rendered.save(partial)
-            partial.rename(path)
-        sets.append(world_data.RenderedSet.load(path))
-    return sets
+def _rendered(work: Path, name: str, count: int, seed: int, subject_share: float, offset: int):
+    """The cached picture set ``name``, rendered first if absent."""
+    path = work / f"{name}-{count}-{seed}.npz"
+    if not path.exists():
+        log(f"rendering {count} {name} pictures")
+        rendered = world_data.render_set(count, seed * 10 + offset, subject_share=subject_share)
+        partial = path.with_suffix(".partial.npz")
+        rendered.save(partial)
+        partial.rename(path)
+    return world_data.RenderedSet.load(path)
 
 
 def _as_tensor(images: np.ndarray):
@@ -172,7 +207,8 @@ def _cosine(optimizer, steps: int, warmup: int):
 # -- VAE ------------------------------------------------------------------------------------------
 
 
-def _train_vae(out: Path, general, seed: int, plan: Plan, device: str) -> None:
+def _train_vae(out: Path, general, mixed, seed: int, plan: Plan, device: str) -> None:
+    """Trained on both picture sets: the subjects' two-colour patterns must survive the round trip."""
     import torch
 
     torch.manual_seed(seed)
@@ -180,7 +216,13 @@ def _train_vae(out: Path, general, seed: int, plan: Plan, device: str) -> None:
     optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
     schedule = _cosine(optimizer, plan.vae_steps, 50)
     for step in range(plan.vae_steps):
-        pixels = _as_tensor(general.images[_batch_indices(len(general), plan.vae_batch, seed, step)]).to(device)
+        rows = _batch_indices(len(general) + len(mixed), plan.vae_batch, seed, step)
+        pictures = np.where(
+            (rows < len(general))[:, None, None, None],
+            general.images[np.minimum(rows, len(general) - 1)],
+            mixed.images[np.maximum(rows - len(general), 0)],
+        )
+        pixels = _as_tensor(pictures).to(device)
         posterior = vae.encode(pixels).latent_dist
         # The decoder learns from the posterior mean: sampled latents start with unit noise, which a
         # short training never anneals away and which blurs colours and edges.
@@ -194,11 +236,28 @@ def _train_vae(out: Path, general, seed: int, plan: Plan, device: str) -> None:
         if step % 50 == 0 or step == plan.vae_steps - 1:
             log(f"vae step {step + 1}/{plan.vae_steps} loss {loss.item():.4f}")
     vae.eval()
+    point_posterior(vae)
     with torch.inference_mode():
         sample = _as_tensor(general.images[:512]).to(device)
         spread = float(vae.encode(sample).latent_dist.mean.std())
     vae.register_to_config(scaling_factor=1.0 / spread)
     vae.save_pretrained(out)
+
+
+def point_posterior(vae) -> None:
+    """Make the encoder's posterior a point at its mean.
+
+    The decoder and the UNet learn from posterior means, and the tiny KL weight leaves the posterior's
+    spread at about 1, as large as the latents themselves; DreamBooth (diffusers' and ours) samples
+    from the posterior, so without this it would fine-tune on noise-dominated latents. The log-variance
+    rows of ``quant_conv`` are set to diffusers' lower clamp; the mean rows are untouched.
+    """
+    import torch
+
+    channels = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[channels:] = 0.0
+        vae.quant_conv.bias[channels:] = -30.0
 
 
 def _load_vae(folder: Path):
@@ -236,6 +295,16 @@ def _through_vae(vae, rendered, device: str, batch: int = 256) -> np.ndarray:
 # -- UNet and text encoder ------------------------------------------------------------------------
 
 
+def _weights_digest(model) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def _token_ids(tokenizer, captions) -> np.ndarray:
     return np.asarray(
         tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True)[
@@ -250,7 +319,8 @@ def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, seed: int, p
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
 
-    latents_path = work / f"latents-{len(general)}-{seed}.npy"
+    # keyed by the VAE's weights too: a retrained VAE never reuses another one's latents
+    latents_path = work / f"latents-{len(general)}-{seed}-{_weights_digest(vae)}.npy"
     if not latents_path.exists():
         log("encoding the general pictures with the VAE")
         np.save(latents_path.with_suffix(".partial.npy"), _encode(vae, general.images, device))
@@ -323,7 +393,27 @@ def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, seed: int, p
     ema.copy_to(trained)
     pipeline = models.build_pipeline(vae, unet.eval(), text_encoder.eval(), tokenizer)
     pipeline.save_pretrained(out, safe_serialization=True)
+    for part in ("unet", "vae"):  # diffusers' loaders; the text encoder is small, and transformers' keep dtypes
+        store_in_half_precision(out / part)
     checkpoint.unlink(missing_ok=True)
+
+
+def store_in_half_precision(folder: Path) -> None:
+    """Rewrite a saved model's float32 weights as float16: half the bytes in the repository.
+
+    The loaders read them back as float32 (``from_pretrained`` builds the model in its own dtype), so
+    only the stored precision changes: about 1e-3 relative, far below what training moves.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for path in folder.glob("*.safetensors"):
+        tensors = load_file(str(path))
+        halved = {name: t.half() if t.dtype == torch.float32 else t for name, t in tensors.items()}
+        partial = path.with_suffix(".partial")
+        save_file(halved, str(partial), metadata={"format": "pt"})
+        partial.chmod(path.stat().st_mode)
+        partial.rename(path)
 
 
 def _save_atomic(state: dict, path: Path) -> None:
@@ -456,11 +546,12 @@ def _train_subject(out: Path, work: Path, pipeline: Path, subject: Subject, seed
         learning_rate=plan.subject_learning_rate,
         batch_size=plan.subject_batch,
         lora_rank=plan.subject_rank,
+        lora_targets=plan.subject_targets,
         resolution=models.IMAGE_SIZE,
         checkpoint_every=100,
         seed=seed,
     )
-    log(f"fine-tuning {subject.slug}: LoRA rank {plan.subject_rank}, {plan.subject_steps} steps")
+    log(f"fine-tuning {subject.slug}: {settings.lora_targets} LoRA rank {settings.lora_rank}, {settings.steps} steps")
     fine_tune(
         pipeline,
         sorted((photos / subject.slug).glob("*.jpg")),
@@ -480,6 +571,19 @@ def _train_subject(out: Path, work: Path, pipeline: Path, subject: Subject, seed
 # -- manifest -------------------------------------------------------------------------------------
 
 
+def _phase_seconds(directory: Path) -> dict[str, int | None]:
+    """Each phase's training time, from its completion marker (None where a marker predates them)."""
+    seconds = {}
+    for marker in sorted(directory.rglob(".complete")):
+        if "work" in marker.relative_to(directory).parts:
+            continue
+        try:
+            seconds[marker.parent.relative_to(directory).as_posix()] = json.loads(marker.read_text())["seconds"]
+        except (ValueError, KeyError, TypeError):
+            seconds[marker.parent.relative_to(directory).as_posix()] = None
+    return seconds
+
+
 def _write_manifest(directory: Path, seed: int, plan: Plan, seconds: float) -> None:
     from generation.world.manifest import write_manifest
 
@@ -490,5 +594,6 @@ def _write_manifest(directory: Path, seed: int, plan: Plan, seconds: float) -> N
             "seed": seed,
             "plan": asdict(plan),
             "train_seconds": math.floor(seconds),
+            "phase_seconds": _phase_seconds(directory),
         },
     )

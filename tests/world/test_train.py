@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from generation.world.manifest import changed_files
+from generation.world.train import _phase
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,8 @@ def test_quick_training_writes_every_model_and_a_rerun_redoes_only_what_is_missi
         assert phase in first
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["seed"] == 0 and "world train" in manifest["command"]
+    phases = {"pipeline", "pipeline/vae", "judge", "clip", "dino", "subjects/sunny_ball"}
+    assert set(manifest["phase_seconds"]) >= phases
     assert "pipeline/unet/diffusion_pytorch_model.safetensors" in manifest["files"]
     assert changed_files(tmp_path) == []
     embedder = Embedder(str(tmp_path / "clip"), str(tmp_path / "dino"))
@@ -42,6 +45,7 @@ def test_quick_training_writes_every_model_and_a_rerun_redoes_only_what_is_missi
     second = _train(tmp_path)
     assert "judge step" in second
     assert "vae step" not in second and "text-to-image step" not in second and "clip step" not in second
+    assert "rendering" not in second  # the cached pictures serve the judge
     assert changed_files(tmp_path) == []
 
 
@@ -51,3 +55,19 @@ def _picture():
     from generation.world.render import Thing, render
 
     return render(Thing("ball", "red", "plain", "beach"), np.random.default_rng(0))
+
+
+def test_an_interrupted_phase_keeps_the_sub_phases_it_had_taken_in(tmp_path):
+    parent, built = tmp_path / "pipeline", []
+    _phase(parent / "vae", lambda out: (out / "weights").write_text("first"))
+
+    def interrupted(out):
+        assert (out / "vae" / "weights").exists()  # the parent works with its complete sub-phase inside
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _phase(parent, interrupted)
+    _phase(parent / "vae", lambda out: built.append("vae"))
+    _phase(parent, lambda out: built.append("pipeline"))
+    assert built == ["pipeline"] and (parent / "vae" / "weights").read_text() == "first"
+    assert json.loads((parent / ".complete").read_text())["seconds"] >= 0
