@@ -28,13 +28,17 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--only", default="following,fidelity,sweep", help="comma-separated: following, fidelity, sweep (default: all)"
+    )
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if not parts <= {"following", "fidelity", "sweep"}:
+        parser.error(f"--only: expected some of following, fidelity, sweep, got {args.only!r}")
 
-    from generation.metrics.embedders import Embedder
     from generation.world import evaluation
-    from generation.world.data import write_subject_photos
     from generation.world.judge import Judge
-    from generation.world.vocabulary import PROMPT_TEMPLATES, SHAPES, SUBJECTS
+    from generation.world.vocabulary import SHAPES
 
     judge = Judge(args.models / "judge")
     pipeline, subjects_dir = args.models / "pipeline", args.models / "subjects"
@@ -42,30 +46,51 @@ def main() -> int:
     quick = args.quick
     results: dict = {"models": str(args.models), "steps": args.steps}
 
-    started = time.monotonic()
     seeds = [0, 1] if quick else [0, 1, 2, 3]
     templates = evaluation.SCENE_TEMPLATES[:3] if quick else evaluation.SCENE_TEMPLATES
+    if "following" in parts:
+        results["prompt_following"] = _following(evaluation, judge, pipeline, seeds, args, SHAPES, templates)
+    if "fidelity" in parts:
+        results["subject_fidelity"] = _fidelity(evaluation, judge, pipeline, subjects_dir, shipped, args, templates)
+    if "sweep" in parts:
+        results["mixed_sweep"] = _sweep(evaluation, judge, pipeline, subjects_dir, shipped, args)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _following(evaluation, judge, pipeline, seeds, args, shapes, templates) -> dict:
+    started = time.monotonic()
     following = evaluation.prompt_following(
-        judge, pipeline, seeds, args.steps, SHAPES[:3] if quick else SHAPES, templates
+        judge, pipeline, seeds, args.steps, shapes[:3] if args.quick else shapes, templates
     )
-    results["prompt_following"] = following
     print(
         f"prompt following ({following['images']} superclass images): scene {following['scene']:.1%} "
         f"(chance 1/8), shape {following['shape']:.1%} (chance 1/6)  [{time.monotonic() - started:.0f} s]",
         flush=True,
     )
+    return following
 
+
+def _fidelity(evaluation, judge, pipeline, subjects_dir, shipped, args, templates) -> dict:
     started = time.monotonic()
     fidelity = evaluation.subject_fidelity(
-        judge, pipeline, subjects_dir, shipped[:2] if quick else shipped, [0, 1], args.steps, templates
+        judge, pipeline, subjects_dir, shipped[:2] if args.quick else shipped, [0, 1], args.steps, templates
     )
-    results["subject_fidelity"] = fidelity
     print("subject fidelity, Base sampling of 'a sks <shape> <scene>' with each subject's LoRA:", flush=True)
     for slug, accuracy in fidelity.items():
         print(f"  {slug:14s} {accuracy:.1%}")
     print(f"  [{time.monotonic() - started:.0f} s]", flush=True)
+    return fidelity
+
+
+def _sweep(evaluation, judge, pipeline, subjects_dir, shipped, args) -> dict:
+    from generation.metrics.embedders import Embedder
+    from generation.world.data import write_subject_photos
+    from generation.world.vocabulary import PROMPT_TEMPLATES, SUBJECTS
 
     started = time.monotonic()
+    quick = args.quick
     slugs = shipped[:1] if quick else shipped[:4]
     sweep_templates = PROMPT_TEMPLATES[:2] if quick else PROMPT_TEMPLATES[:8]
     sweep_seeds = [0, 1] if quick else [0, 1, 2, 3]
@@ -87,7 +112,7 @@ def main() -> int:
             args.steps,
         )
     trade_off = evaluation.trade_off(rows)
-    results["mixed_sweep"] = {
+    summary = {
         "subjects": slugs,
         "prompts": len(sweep_templates),
         "seeds": len(sweep_seeds),
@@ -101,17 +126,14 @@ def main() -> int:
         flush=True,
     )
     print("  metric          Spearman(cells)  Spearman(images)  mean at each w_s")
-    for metric, summary in trade_off.items():
-        means = " ".join(f"{value:.3f}" for value in summary["mean_by_w_s"].values())
+    for metric, found in trade_off.items():
+        means = " ".join(f"{value:.3f}" for value in found["mean_by_w_s"].values())
         print(
-            f"  {metric:14s} {summary['spearman_cells']:+.3f}           "
-            f"{summary['spearman_images']:+.3f}            {means}"
+            f"  {metric:14s} {found['spearman_cells']:+.3f}           "
+            f"{found['spearman_images']:+.3f}            {means}"
         )
     print(f"  [{time.monotonic() - started:.0f} s]", flush=True)
-
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return summary
 
 
 if __name__ == "__main__":
