@@ -6,6 +6,7 @@ visibility timeout); both the worker-side job and the reconciler read them here.
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -64,10 +65,11 @@ def claim_batch(batch_id: int, worker: str, lease_seconds: float) -> bool:
 
 
 class Heartbeat:
-    """A step callback that renews the lease every few seconds and stops the batch when it is lost."""
+    """A step callback that renews the leases every few seconds and stops the batches when one is lost."""
 
-    def __init__(self, batch_id: int, worker: str, every: float | None = None):
-        self.batch_id, self.worker = batch_id, worker
+    def __init__(self, batch_ids: int | Sequence[int], worker: str, every: float | None = None):
+        self.batch_ids = [batch_ids] if isinstance(batch_ids, int) else list(batch_ids)
+        self.worker = worker
         # Renew well inside the lease, whatever the lease is set to.
         self.every = min(HEARTBEAT_SECONDS, lease_seconds() / 3) if every is None else every
         self.last = timezone.now()
@@ -77,8 +79,41 @@ class Heartbeat:
         if (now - self.last).total_seconds() < self.every:
             return
         self.last = now
-        renewed = GenerationBatch.objects.filter(
-            pk=self.batch_id, state=GenerationBatch.State.RUNNING, worker=self.worker
-        ).update(heartbeat=now)
-        if not renewed:
-            raise LeaseLost(f"batch {self.batch_id}: cancelled or taken over by another worker")
+        held = GenerationBatch.objects.filter(
+            pk__in=self.batch_ids, state=GenerationBatch.State.RUNNING, worker=self.worker
+        )
+        if held.update(heartbeat=now) < len(self.batch_ids):
+            lost = sorted(set(self.batch_ids) - set(held.values_list("pk", flat=True)))
+            raise LeaseLost(f"batch {', '.join(map(str, lost))}: cancelled or taken over by another worker")
+
+
+def claim_companions(batch: GenerationBatch, worker: str, images: int) -> list[GenerationBatch]:
+    """Claim queued batches of the same run and concept (its other prompts) while the group's seeds fit in
+    ``images``: a packing worker generates them together, one denoiser call per step for all."""
+    held = len(batch.seed_indices)
+    companions = []
+    candidates = (
+        GenerationBatch.objects.filter(
+            run_id=batch.run_id, concept_id=batch.concept_id, state=GenerationBatch.State.QUEUED
+        )
+        .exclude(pk=batch.pk)
+        .select_related("prompt")
+        .order_by("pk")
+    )
+    for candidate in candidates:
+        if held + len(candidate.seed_indices) > images:
+            break
+        if claim_batch(candidate.pk, worker, lease_seconds()):
+            companions.append(candidate)
+            held += len(candidate.seed_indices)
+    return companions
+
+
+def release_batches(batch_ids: Sequence[int], worker: str) -> list[int]:
+    """Give back the batches this worker still holds, as if never claimed; returns their ids."""
+    held = GenerationBatch.objects.filter(pk__in=batch_ids, state=GenerationBatch.State.RUNNING, worker=worker)
+    released = sorted(held.values_list("pk", flat=True))
+    GenerationBatch.objects.filter(pk__in=released, state=GenerationBatch.State.RUNNING, worker=worker).update(
+        state=GenerationBatch.State.QUEUED, worker="", heartbeat=None, attempts=F("attempts") - 1
+    )
+    return released

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from studyapp.models import Concept, GeneratedImage, GenerationBatch, GenerationRun, Prompt
-from studyapp.runs.leases import Heartbeat, LeaseLost, claim_batch, lease_seconds, worker_name
+from studyapp.runs.leases import (
+    Heartbeat,
+    LeaseLost,
+    claim_batch,
+    claim_companions,
+    lease_seconds,
+    release_batches,
+    worker_name,
+)
 from studyapp.runs.state import finish_batch, mark_run_started
 from studyapp.runs.storage import store_sample
 
@@ -107,6 +115,28 @@ def generate_missing(
     return BatchResult(created=created, skipped=len(seed_indices) - created)
 
 
+def generate_group(batches: list[GenerationBatch], on_step=None) -> BatchResult:
+    """The missing images of several batches of one run and concept (its prompts), packed into shared
+    denoiser calls: up to GENERATION_PACK_IMAGES images of any of the prompts per call. Each image is
+    stored as soon as its call returns, under its own prompt."""
+    from generation.api import iter_samples
+
+    run, concept = batches[0].run, batches[0].concept
+    requests, prompts, asked = [], [], 0
+    for batch in batches:
+        asked += len(batch.seed_indices)
+        todo = missing_seed_indices(run, concept, batch.prompt, batch.seed_indices)
+        if todo:
+            requests.append(
+                build_request(run, concept, batch.prompt, todo, images_per_call=settings.GENERATION_PACK_IMAGES)
+            )
+            prompts.append(batch.prompt)
+    created = 0
+    for number, sample in iter_samples(requests, progress=on_step):
+        created += store_sample(run, concept, prompts[number], sample)
+    return BatchResult(created=created, skipped=asked - created)
+
+
 def generate_batch(run_id: int, concept_id: int, prompt_id: int, seed_indices: list[int], on_step=None) -> BatchResult:
     """Generate and store the missing images of one (run, concept, prompt), without a batch row (demo, scripts)."""
     run = GenerationRun.objects.select_related("method").get(pk=run_id)
@@ -141,19 +171,42 @@ def run_batch(batch_id: int, worker: str | None = None) -> BatchResult | None:
         log.info("batch %s is done, cancelled or held by another worker: skipped", batch_id)
         return None
     mark_run_started(batch.run_id)
+    group = [batch]
+    if settings.GENERATION_PACK_IMAGES:  # the concept's other prompts join while their seeds fit in one call
+        group += claim_companions(batch, worker, settings.GENERATION_PACK_IMAGES)
+        if len(group) > 1:
+            log.info("batch %s: packed with batches %s (same run and concept)", batch_id, [b.pk for b in group[1:]])
+    ids = [member.pk for member in group]
     try:
-        heartbeat = Heartbeat(batch_id, worker)
-        result = generate_missing(batch.run, batch.concept, batch.prompt, batch.seed_indices, on_step=heartbeat)
+        heartbeat = Heartbeat(ids, worker)
+        if len(group) > 1:
+            result = generate_group(group, on_step=heartbeat)
+        else:
+            result = generate_missing(batch.run, batch.concept, batch.prompt, batch.seed_indices, on_step=heartbeat)
     except LeaseLost as exc:
         log.info("%s", exc)
+        _give_back(ids, worker)
         return None
-    except Exception as exc:  # recorded on the batch and its run; the message is what the page shows
+    except Exception as exc:  # recorded on the batches and their run; the message is what the page shows
         log.exception("batch %s failed", batch_id)
-        finish_batch(batch_id, worker, Batch.FAILED, f"{type(exc).__name__}: {exc}")
+        for member in ids:
+            finish_batch(member, worker, Batch.FAILED, f"{type(exc).__name__}: {exc}")
         return None
-    missing = missing_seed_indices(batch.run, batch.concept, batch.prompt, batch.seed_indices)
-    if missing:
-        finish_batch(batch_id, worker, Batch.FAILED, f"no image came back for seed indices {missing}")
-        return result
-    finish_batch(batch_id, worker, Batch.DONE)
+    for member in group:
+        missing = missing_seed_indices(batch.run, batch.concept, member.prompt, member.seed_indices)
+        if missing:
+            finish_batch(member.pk, worker, Batch.FAILED, f"no image came back for seed indices {missing}")
+        else:
+            finish_batch(member.pk, worker, Batch.DONE)
     return result
+
+
+def _give_back(batch_ids: list[int], worker: str) -> None:
+    """After a lost lease in a packed group, the batches still held go back to the queue, with a message
+    each: theirs may have been taken, and skipped, by a worker while this one held them."""
+    from studyapp.runs.launch import send_batches
+
+    released = release_batches(batch_ids, worker)
+    if released:
+        log.info("batches %s given back to the queue", released)
+        send_batches(released)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from studyapp.models import GeneratedImage, GenerationBatch, GenerationRun
 from studyapp.runs.actions import cancel_run, requeue_failed, resume_run
-from studyapp.runs.leases import Heartbeat, LeaseLost, claim_batch
+from studyapp.runs.leases import Heartbeat, LeaseLost, claim_batch, claim_companions, release_batches
 from studyapp.runs.progress import run_progress
 from studyapp.runs.reconciler import reconcile
 from studyapp.runs.state import finish_batch, refresh_run
@@ -160,6 +160,37 @@ def test_a_packed_batch_cancelled_during_its_call_stores_nothing(settings, tiny_
     with pytest.raises(LeaseLost, match="cancelled"):
         generate_missing(run, batch.concept, batch.prompt, batch.seed_indices, on_step=cancel_after_the_first_step)
     assert run.images.count() == 0
+
+
+def test_a_packing_worker_claims_the_concepts_other_prompts_and_gives_back_what_it_still_holds(tiny_model):
+    templates = ("a {concept} in the snow", "a {concept} on the beach", "a {concept} at night")
+    run = small_run(templates=templates, seeds=(0, 1))
+    first, second, third = run.batches.order_by("pk")
+    assert claim_batch(first.pk, "worker-a", lease_seconds=60)
+    assert claim_companions(first, "worker-a", images=4) == [second]  # 2 + 2 seeds fill the call
+    assert claim_companions(third, "worker-b", images=4) == []  # the others are held
+    assert GenerationBatch.objects.get(pk=third.pk).state == Batch.QUEUED
+    heartbeat = Heartbeat([first.pk, second.pk], "worker-a", every=0)
+    heartbeat()
+    GenerationBatch.objects.filter(pk=second.pk).update(state=Batch.CANCELLED)
+    with pytest.raises(LeaseLost, match=f"batch {second.pk}: cancelled"):
+        heartbeat()
+    assert release_batches([first.pk, second.pk], "worker-a") == [first.pk]
+    first.refresh_from_db()
+    assert (first.state, first.worker, first.attempts) == (Batch.QUEUED, "", 0)
+    assert GenerationBatch.objects.get(pk=second.pk).state == Batch.CANCELLED
+
+
+def test_a_packed_group_finishes_each_of_its_batches(settings, tiny_model, media_root):
+    settings.GENERATION_PACK_IMAGES = 4
+    run = small_run(templates=("a {concept} in the snow", "a {concept} on the beach"), seeds=(0, 1))
+    first, second = run.batches.order_by("pk")
+    result = run_batch(first.pk, worker="worker-a")
+    assert result.created == 4
+    assert set(run.batches.values_list("state", "worker")) == {(Batch.DONE, "worker-a")}
+    assert run_batch(second.pk, worker="worker-b") is None  # its own message finds it done
+    run.refresh_from_db()
+    assert run.state == GenerationRun.State.DONE and slots(run) == expected_slots(run)
 
 
 def test_reconcile_requeues_a_batch_whose_worker_vanished(tiny_model, django_capture_on_commit_callbacks):

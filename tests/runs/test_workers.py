@@ -150,6 +150,41 @@ def test_a_packed_batch_stores_the_unpacked_images_in_fewer_denoiser_calls(worke
     assert np.abs(pixels(images["packed"][0]) - pixels(images["packed"][1])).max() > 2  # seeds differ
 
 
+def test_a_packing_worker_generates_a_concepts_prompts_in_shared_denoiser_calls(workers, media_root, tmp_path):
+    """GENERATION_PACK_IMAGES=4 and two prompts of two seeds: the worker claims the second prompt's batch with
+    the first, and all four images share each step's UNet call; each batch is done, its images its own."""
+    templates, seeds = ("a {concept} in the snow", "a {concept} on the beach"), (0, 1)
+    calls = {"unpacked": tmp_path / "unpacked.calls", "packed": tmp_path / "packed.calls"}
+    runs = {}
+    for name, pack in (("unpacked", "0"), ("packed", "4")):
+        run = runs[name] = small_run(sampler="mixed", templates=templates, seeds=seeds)
+        worker = workers.start(
+            GENERATION_PACK_IMAGES=pack, WORKER_DENOISER_CALLS=str(calls[name]), SCORE_FINISHED_RUNS="0"
+        )
+        wait_until(lambda run=run: finished(run), workers)
+        workers.stop(worker)
+    assert_exactly_once(list(runs.values()), media_root)
+    rows = {name: [int(line) for line in path.read_text().split()] for name, path in calls.items()}
+    assert rows["unpacked"] == [3] * FAST_STEPS * len(templates) * len(seeds)  # one seed of one prompt per call
+    assert rows["packed"] == [3 * len(seeds) * len(templates)] * FAST_STEPS  # both prompts in one call
+    packed = runs["packed"]
+    assert sorted(packed.batches.values_list("state", flat=True)) == ["done", "done"]
+    assert (
+        len(set(packed.batches.values_list("worker", flat=True))) == 1
+        and packed.batches.get(prompt__template=templates[1]).attempts == 1
+    )
+    assert "packed with batches" in (workers.log_dir / "worker2.log").read_text()
+    images = {
+        name: {(image.prompt.template, image.seed_index): image for image in run.images.select_related("prompt")}
+        for name, run in runs.items()
+    }
+    assert images["packed"].keys() == images["unpacked"].keys() and len(images["packed"]) == 4
+    for slot, unpacked in images["unpacked"].items():
+        packed_image = images["packed"][slot]
+        assert (packed_image.seed, packed_image.unet_evaluations) == (unpacked.seed, unpacked.unet_evaluations)
+        assert np.abs(pixels(packed_image) - pixels(unpacked)).max() <= 2, slot
+
+
 def pixels(image: GeneratedImage):
     from PIL import Image
 
