@@ -82,7 +82,7 @@ def baseline_speed(base, method, steps, warmup, resolution, device) -> float:
     from diffusers import UNet2DConditionModel
     from peft import LoraConfig
 
-    from generation.training.methods import LORA_TARGETS
+    from generation.training.methods import LORA_TARGET_MODULES
 
     unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet").to(device)
     autocast = contextlib.nullcontext()
@@ -92,7 +92,9 @@ def baseline_speed(base, method, steps, warmup, resolution, device) -> float:
         unet.requires_grad_(False)
         if device.startswith("cuda"):
             unet.to(dtype=torch.bfloat16)
-        unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
+        unet.add_adapter(
+            LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=LORA_TARGET_MODULES["attention"])
+        )
         for parameter in unet.parameters():
             if parameter.requires_grad:
                 parameter.data = parameter.data.float()

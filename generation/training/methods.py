@@ -19,7 +19,7 @@ from generation.training.settings import FineTuneSettings
 
 # The projections diffusers' train_dreambooth_lora.py adapts on a Stable Diffusion UNet ("attention"),
 # and with them every other linear and convolution of the transformer and ResNet blocks ("all").
-LORA_TARGETS = {
+LORA_TARGET_MODULES = {
     "attention": ["to_k", "to_q", "to_v", "to_out.0"],
     "all": [
         "to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
@@ -109,7 +109,7 @@ class LoRA(Method):
             r=settings.lora_rank,
             lora_alpha=settings.lora_rank,
             init_lora_weights="gaussian",
-            target_modules=LORA_TARGETS[settings.lora_targets],
+            target_modules=LORA_TARGET_MODULES[settings.lora_targets],
         )
         with torch.random.fork_rng(devices=[]):  # the adapters' initialisation is a function of the seed
             torch.manual_seed(mix(settings.seed, "lora-init") % 2**32)
