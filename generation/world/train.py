@@ -590,7 +590,7 @@ def _write_manifest(directory: Path, seed: int, plan: Plan, seconds: float) -> N
     write_manifest(
         directory,
         {
-            "command": f"python -m generation world train {directory} --seed {seed}",
+            "command": f"python -m generation world train DIR --seed {seed}",  # any DIR makes the same files
             "seed": seed,
             "plan": asdict(plan),
             "train_seconds": math.floor(seconds),

@@ -125,21 +125,27 @@ def test_two_workers_on_one_run_with_duplicated_messages_store_each_image_once(w
     assert len(hosts) == 2, f"expected both workers to take batches, got {hosts}"
 
 
-def test_a_packed_batch_stores_the_unpacked_images_in_fewer_denoiser_calls(workers, media_root, tmp_path):
-    """GENERATION_PACK_IMAGES=4: a batch's four seeds share each step's UNet call, and every image is the one
-    the unpacked worker (one seed per call here) stores, still one row per seed."""
-    seeds = (0, 1, 2, 3)
+def unpacked_and_packed(workers, media_root, tmp_path, **run_fields) -> tuple[dict, dict]:
+    """The same Mixed run made by an unpacked worker, then by one with GENERATION_PACK_IMAGES=4: the runs,
+    and the rows of every UNet call each worker made."""
     calls = {"unpacked": tmp_path / "unpacked.calls", "packed": tmp_path / "packed.calls"}
     runs = {}
     for name, pack in (("unpacked", "0"), ("packed", "4")):
-        run = runs[name] = small_run(sampler="mixed", seeds=seeds)
+        run = runs[name] = small_run(sampler="mixed", **run_fields)
         worker = workers.start(
             GENERATION_PACK_IMAGES=pack, WORKER_DENOISER_CALLS=str(calls[name]), SCORE_FINISHED_RUNS="0"
         )
         wait_until(lambda run=run: finished(run), workers)
         workers.stop(worker)
     assert_exactly_once(list(runs.values()), media_root)
-    rows = {name: [int(line) for line in path.read_text().split()] for name, path in calls.items()}
+    return runs, {name: [int(line) for line in path.read_text().split()] for name, path in calls.items()}
+
+
+def test_a_packed_batch_stores_the_unpacked_images_in_fewer_denoiser_calls(workers, media_root, tmp_path):
+    """GENERATION_PACK_IMAGES=4: a batch's four seeds share each step's UNet call, and every image is the one
+    the unpacked worker (one seed per call here) stores, still one row per seed."""
+    seeds = (0, 1, 2, 3)
+    runs, rows = unpacked_and_packed(workers, media_root, tmp_path, seeds=seeds)
     assert rows["unpacked"] == [3] * FAST_STEPS * len(seeds)  # Mixed: 3 branches, one seed per call
     assert rows["packed"] == [3 * len(seeds)] * FAST_STEPS  # all four seeds in each step's one call
     images = {name: {image.seed_index: image for image in run.images.all()} for name, run in runs.items()}
@@ -154,17 +160,7 @@ def test_a_packing_worker_generates_a_concepts_prompts_in_shared_denoiser_calls(
     """GENERATION_PACK_IMAGES=4 and two prompts of two seeds: the worker claims the second prompt's batch with
     the first, and all four images share each step's UNet call; each batch is done, its images its own."""
     templates, seeds = ("a {concept} in the snow", "a {concept} on the beach"), (0, 1)
-    calls = {"unpacked": tmp_path / "unpacked.calls", "packed": tmp_path / "packed.calls"}
-    runs = {}
-    for name, pack in (("unpacked", "0"), ("packed", "4")):
-        run = runs[name] = small_run(sampler="mixed", templates=templates, seeds=seeds)
-        worker = workers.start(
-            GENERATION_PACK_IMAGES=pack, WORKER_DENOISER_CALLS=str(calls[name]), SCORE_FINISHED_RUNS="0"
-        )
-        wait_until(lambda run=run: finished(run), workers)
-        workers.stop(worker)
-    assert_exactly_once(list(runs.values()), media_root)
-    rows = {name: [int(line) for line in path.read_text().split()] for name, path in calls.items()}
+    runs, rows = unpacked_and_packed(workers, media_root, tmp_path, templates=templates, seeds=seeds)
     assert rows["unpacked"] == [3] * FAST_STEPS * len(templates) * len(seeds)  # one seed of one prompt per call
     assert rows["packed"] == [3 * len(seeds) * len(templates)] * FAST_STEPS  # both prompts in one call
     packed = runs["packed"]
