@@ -20,9 +20,6 @@ from generation.world.vocabulary import world_words
 
 IMAGE_SIZE = 64
 LATENT_SIZE = 16
-# Eight latent channels (Stable Diffusion has four at 8x downsampling): a subject's two colours in a
-# fine pattern do not survive four channels at this size; they blend into one hue.
-LATENT_CHANNELS = 8
 TEXT_WIDTH = 64
 EMBEDDING_WIDTH = 64
 
@@ -43,11 +40,11 @@ def build_vae():
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        block_out_channels=(32, 48, 64),
+        block_out_channels=(16, 32, 32),
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
         layers_per_block=1,
-        latent_channels=LATENT_CHANNELS,
+        latent_channels=4,
         norm_num_groups=8,
         sample_size=IMAGE_SIZE,
         mid_block_add_attention=False,
@@ -59,8 +56,8 @@ def build_unet():
 
     return UNet2DConditionModel(
         sample_size=LATENT_SIZE,
-        in_channels=LATENT_CHANNELS,
-        out_channels=LATENT_CHANNELS,
+        in_channels=4,
+        out_channels=4,
         block_out_channels=(48, 96, 96),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),

@@ -5,15 +5,14 @@ marker records how long it took):
 
 1. ``data``: the pictures (a general set without subjects for the text-to-image model, a set with
    subjects for the metric models and the judge), cached as .npz, rendered only when a phase needs them;
-2. ``pipeline/vae``: an AutoencoderKL (scale factor 4, 8 latent channels) on both sets, L1 + L2
-   reconstruction plus a small KL term, its posterior then made a point (``point_posterior``);
+2. ``pipeline/vae``: an AutoencoderKL (scale factor 4), L1 + L2 reconstruction plus a small KL term,
+   its posterior then made a point (``point_posterior``);
 3. ``pipeline``: UNet and CLIP text encoder trained together on VAE latents with 10% empty captions
-   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps; the UNet and
-   VAE weights are stored in float16;
+   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps;
 4. ``judge``: the classifier of shape, colour, pattern, scene and subject;
-5. ``subjects/<slug>``: a DreamBooth-LoRA of every subject (adapters on every layer, ``lora_targets``
-   "all"), trained by ``generation.training.fine_tune`` on its rendered reference photos ("a sks ball" /
-   "a ball"), resumable from its checkpoints;
+5. ``subjects/<slug>``: a DreamBooth-LoRA of every subject (on the attention projections,
+   ``Plan.subject_targets``), trained by ``generation.training.fine_tune`` on its rendered reference
+   photos ("a sks ball" / "a ball"), resumable from its checkpoints;
 6. ``clip``: a CLIPModel trained contrastively on pictures and captions;
 7. ``dino``: a Dinov2Model whose CLS embedding is trained to tell object instances apart, whatever
    the scene (the property DINO-IS relies on).
@@ -47,9 +46,9 @@ class Plan:
 
     general_pictures: int = 24_000
     subject_pictures: int = 12_000
-    vae_steps: int = 2000
-    vae_batch: int = 16
-    unet_steps: int = 2000
+    vae_steps: int = 1200
+    vae_batch: int = 32
+    unet_steps: int = 1200
     unet_batch: int = 64
     unet_learning_rate: float = 6e-4
     clip_steps: int = 700
@@ -58,11 +57,11 @@ class Plan:
     judge_steps: int = 700
     classifier_batch: int = 64
     caption_dropout: float = 0.1
-    subject_steps: int = 800
+    subject_steps: int = 400
     subject_batch: int = 4
-    subject_learning_rate: float = 5e-4
+    subject_learning_rate: float = 1e-3
     subject_rank: int = 8
-    subject_targets: str = "all"
+    subject_targets: str = "attention"  # generation.training's lora_targets; docs/world.md has what "all" did
 
     @classmethod
     def quick(cls) -> Plan:
@@ -105,9 +104,7 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
     general = _Memo(lambda: _rendered(work, "general", plan.general_pictures, seed, 0.0, 0))
     mixed = _Memo(lambda: _rendered(work, "mixed", plan.subject_pictures, seed, 0.35, 1))
     tokenizer = models.world_tokenizer()
-    vae = _phase(
-        directory / "pipeline" / "vae", lambda out: _train_vae(out, general(), mixed(), seed, plan, device), _load_vae
-    )
+    vae = _phase(directory / "pipeline" / "vae", lambda out: _train_vae(out, general(), seed, plan, device), _load_vae)
     _phase(
         directory / "pipeline", lambda out: _train_pipeline(out, work, vae, tokenizer, general(), seed, plan, device)
     )
@@ -207,8 +204,7 @@ def _cosine(optimizer, steps: int, warmup: int):
 # -- VAE ------------------------------------------------------------------------------------------
 
 
-def _train_vae(out: Path, general, mixed, seed: int, plan: Plan, device: str) -> None:
-    """Trained on both picture sets: the subjects' two-colour patterns must survive the round trip."""
+def _train_vae(out: Path, general, seed: int, plan: Plan, device: str) -> None:
     import torch
 
     torch.manual_seed(seed)
@@ -216,13 +212,7 @@ def _train_vae(out: Path, general, mixed, seed: int, plan: Plan, device: str) ->
     optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
     schedule = _cosine(optimizer, plan.vae_steps, 50)
     for step in range(plan.vae_steps):
-        rows = _batch_indices(len(general) + len(mixed), plan.vae_batch, seed, step)
-        pictures = np.where(
-            (rows < len(general))[:, None, None, None],
-            general.images[np.minimum(rows, len(general) - 1)],
-            mixed.images[np.maximum(rows - len(general), 0)],
-        )
-        pixels = _as_tensor(pictures).to(device)
+        pixels = _as_tensor(general.images[_batch_indices(len(general), plan.vae_batch, seed, step)]).to(device)
         posterior = vae.encode(pixels).latent_dist
         # The decoder learns from the posterior mean: sampled latents start with unit noise, which a
         # short training never anneals away and which blurs colours and edges.
@@ -393,27 +383,7 @@ def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, seed: int, p
     ema.copy_to(trained)
     pipeline = models.build_pipeline(vae, unet.eval(), text_encoder.eval(), tokenizer)
     pipeline.save_pretrained(out, safe_serialization=True)
-    for part in ("unet", "vae"):  # diffusers' loaders; the text encoder is small, and transformers' keep dtypes
-        store_in_half_precision(out / part)
     checkpoint.unlink(missing_ok=True)
-
-
-def store_in_half_precision(folder: Path) -> None:
-    """Rewrite a saved model's float32 weights as float16: half the bytes in the repository.
-
-    The loaders read them back as float32 (``from_pretrained`` builds the model in its own dtype), so
-    only the stored precision changes: about 1e-3 relative, far below what training moves.
-    """
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    for path in folder.glob("*.safetensors"):
-        tensors = load_file(str(path))
-        halved = {name: t.half() if t.dtype == torch.float32 else t for name, t in tensors.items()}
-        partial = path.with_suffix(".partial")
-        save_file(halved, str(partial), metadata={"format": "pt"})
-        partial.chmod(path.stat().st_mode)
-        partial.rename(path)
 
 
 def _save_atomic(state: dict, path: Path) -> None:
