@@ -202,11 +202,9 @@ def run_batch(batch_id: int, worker: str | None = None) -> BatchResult | None:
 
 
 def _give_back(batch_ids: list[int], worker: str) -> None:
-    """After a lost lease in a packed group, the batches still held go back to the queue, with a message
-    each: theirs may have been taken, and skipped, by a worker while this one held them."""
-    from studyapp.runs.launch import send_batches
-
+    """After a lost lease in a packed group, the batches still held go back to the queue. Their own
+    messages find them there; one that a worker took and skipped while this one held its batch is
+    resent by the reconciler, as for any lost message."""
     released = release_batches(batch_ids, worker)
     if released:
         log.info("batches %s given back to the queue", released)
-        send_batches(released)
