@@ -82,7 +82,7 @@ def baseline_speed(base, method, steps, warmup, resolution, device) -> float:
     from diffusers import UNet2DConditionModel
     from peft import LoraConfig
 
-    from generation.training.methods import LORA_TARGET_MODULES
+    from generation.training.settings import LORA_TARGET_MODULES
 
     unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet").to(device)
     autocast = contextlib.nullcontext()

@@ -15,17 +15,7 @@ from pathlib import Path
 
 from generation.errors import FineTuneError
 from generation.training.photos import mix
-from generation.training.settings import FineTuneSettings
-
-# The projections diffusers' train_dreambooth_lora.py adapts on a Stable Diffusion UNet ("attention"),
-# and with them every other linear and convolution of the transformer and ResNet blocks ("all").
-LORA_TARGET_MODULES = {
-    "attention": ["to_k", "to_q", "to_v", "to_out.0"],
-    "all": [
-        "to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
-        "conv1", "conv2", "conv_shortcut", "time_emb_proj",
-    ],
-}  # fmt: skip
+from generation.training.settings import LORA_TARGET_MODULES, FineTuneSettings
 
 
 class Method:

@@ -40,7 +40,15 @@ LIMITS: dict[str, tuple[float, float]] = {
 # attention projections) or "all" (those, the transformer blocks' projections and feed-forward layers,
 # and the ResNet convolutions). "all" is what binds a subject on a small UNet whose attention sits only
 # at the coarse resolutions (docs/world.md).
-LORA_TARGETS = ("attention", "all")
+# The UNet modules each choice adapts (peft matches them by name suffix).
+LORA_TARGET_MODULES = {
+    "attention": ["to_k", "to_q", "to_v", "to_out.0"],
+    "all": [
+        "to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+        "conv1", "conv2", "conv_shortcut", "time_emb_proj",
+    ],
+}  # fmt: skip
+LORA_TARGETS = tuple(LORA_TARGET_MODULES)
 RESOLUTION_MULTIPLE = 8  # the VAE's scale factor; the model's own constraint is checked at load time
 
 

@@ -113,7 +113,7 @@ def release_batches(batch_ids: Sequence[int], worker: str) -> list[int]:
     """Give back the batches this worker still holds, as if never claimed; returns their ids."""
     held = GenerationBatch.objects.filter(pk__in=batch_ids, state=GenerationBatch.State.RUNNING, worker=worker)
     released = sorted(held.values_list("pk", flat=True))
-    GenerationBatch.objects.filter(pk__in=released, state=GenerationBatch.State.RUNNING, worker=worker).update(
+    held.filter(pk__in=released).update(
         state=GenerationBatch.State.QUEUED, worker="", heartbeat=None, attempts=F("attempts") - 1
     )
     return released

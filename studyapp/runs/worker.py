@@ -179,7 +179,7 @@ def run_batch(batch_id: int, worker: str | None = None) -> BatchResult | None:
     ids = [member.pk for member in group]
     try:
         heartbeat = Heartbeat(ids, worker)
-        if len(group) > 1:
+        if settings.GENERATION_PACK_IMAGES:
             result = generate_group(group, on_step=heartbeat)
         else:
             result = generate_missing(batch.run, batch.concept, batch.prompt, batch.seed_indices, on_step=heartbeat)

@@ -23,8 +23,14 @@ def broker(postgres, redis_url):
 
 
 @pytest.fixture
-def workers(broker, media_root, tiny_model, tmp_path):
-    pool = Workers(broker, media_root, tiny_model, tmp_path)
+def worker_generation_model():
+    """The text-to-image model the workers use where a method names none; None means the tiny one."""
+    return None
+
+
+@pytest.fixture
+def workers(broker, media_root, tiny_model, tmp_path, worker_generation_model):
+    pool = Workers(broker, media_root, tiny_model, tmp_path, generation_model=worker_generation_model)
     yield pool
     pool.stop_all()
     print(pool.logs())

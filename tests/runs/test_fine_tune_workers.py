@@ -24,8 +24,8 @@ from studyapp.runs.finetune_methods import create_methods
 from studyapp.runs.launch import create_run
 from studyapp.runs.reconciler import reconcile
 from tests import factories
-from tests.runs.celery_workers import Workers, wait_until
-from tests.runs.factories import FAST_STEPS, wait_for_other_sessions_to_close
+from tests.runs.celery_workers import wait_until
+from tests.runs.factories import FAST_STEPS
 from tests.runs.test_workers import assert_exactly_once, finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
@@ -35,13 +35,9 @@ SETTINGS = {"steps": STEPS, "checkpoint_every": EVERY}
 
 
 @pytest.fixture
-def workers(broker, media_root, tiny_model, tmp_path, settings):
+def worker_generation_model(settings):
     settings.GENERATION_MODEL = str(PIPELINE)
-    pool = Workers(broker, media_root, tiny_model, tmp_path, generation_model=PIPELINE)
-    yield pool
-    pool.stop_all()
-    print(pool.logs())
-    wait_for_other_sessions_to_close()
+    return PIPELINE
 
 
 @pytest.fixture(scope="module")
