@@ -8,11 +8,12 @@ marker records how long it took):
 2. ``pipeline/vae``: an AutoencoderKL (scale factor 4), L1 + L2 reconstruction plus a small KL term,
    its posterior then made a point (``point_posterior``);
 3. ``pipeline``: UNet and CLIP text encoder trained together on VAE latents with 10% empty captions
-   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps;
+   (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps; then the VAE
+   is refined on pictures with subjects, the UNet's latent space held (``refine_vae_for_subjects``);
 4. ``judge``: the classifier of shape, colour, pattern, scene and subject;
-5. ``subjects/<slug>``: a DreamBooth-LoRA of every subject (on the attention projections,
-   ``Plan.subject_targets``), trained by ``generation.training.fine_tune`` on its rendered reference
-   photos ("a sks ball" / "a ball"), resumable from its checkpoints;
+5. ``subjects/<slug>``: a DreamBooth-LoRA of every subject (on every layer, ``Plan.subject_targets``),
+   trained by ``generation.training.fine_tune`` on its rendered reference photos ("a sks ball" /
+   "a ball"), resumable from its checkpoints;
 6. ``clip``: a CLIPModel trained contrastively on pictures and captions;
 7. ``dino``: a Dinov2Model whose CLS embedding is trained to tell object instances apart, whatever
    the scene (the property DINO-IS relies on).
@@ -38,6 +39,7 @@ from generation.world import models
 from generation.world.vocabulary import CONCEPT_TOKEN, SUBJECTS, Subject
 
 CHECKPOINT_EVERY = 250
+SUBJECT_WEIGHT = 3.0  # the refined VAE's reconstruction weight on pictures with subjects
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Plan:
     subject_pictures: int = 12_000
     vae_steps: int = 1200
     vae_batch: int = 32
+    vae_refine_steps: int = 1500
+    vae_refine_learning_rate: float = 1e-3
     unet_steps: int = 1200
     unet_batch: int = 64
     unet_learning_rate: float = 6e-4
@@ -57,11 +61,14 @@ class Plan:
     judge_steps: int = 700
     classifier_batch: int = 64
     caption_dropout: float = 0.1
-    subject_steps: int = 400
+    subject_steps: int = 800
     subject_batch: int = 4
     subject_learning_rate: float = 1e-3
     subject_rank: int = 8
-    subject_targets: str = "attention"  # generation.training's lora_targets; docs/world.md has what "all" did
+    subject_targets: str = "all"  # generation.training's lora_targets; docs/world.md has what "attention" did
+    # Without the prior, "a ball" comes to mean the subject too and Mixed has nothing to trade (docs/world.md).
+    subject_prior_preservation: bool = True
+    subject_class_images: int = 50
 
     @classmethod
     def quick(cls) -> Plan:
@@ -70,6 +77,7 @@ class Plan:
             subject_pictures=256,
             vae_steps=4,
             vae_batch=8,
+            vae_refine_steps=3,
             unet_steps=6,
             unet_batch=8,
             clip_steps=4,
@@ -80,6 +88,7 @@ class Plan:
             subject_steps=3,
             subject_batch=1,
             subject_rank=4,
+            subject_class_images=2,
         )
 
 
@@ -104,9 +113,14 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
     general = _Memo(lambda: _rendered(work, "general", plan.general_pictures, seed, 0.0, 0))
     mixed = _Memo(lambda: _rendered(work, "mixed", plan.subject_pictures, seed, 0.35, 1))
     tokenizer = models.world_tokenizer()
-    vae = _phase(directory / "pipeline" / "vae", lambda out: _train_vae(out, general(), seed, plan, device), _load_vae)
-    _phase(
-        directory / "pipeline", lambda out: _train_pipeline(out, work, vae, tokenizer, general(), seed, plan, device)
+    general_vae = _phase(
+        directory / "pipeline" / "vae", lambda out: _train_vae(out, general(), seed, plan, device), _load_vae
+    )
+    # The pipeline phase ends by refining the VAE for subjects; everything after reads that VAE.
+    vae = _phase(
+        directory / "pipeline",
+        lambda out: _train_pipeline(out, work, general_vae, tokenizer, general(), mixed(), seed, plan, device),
+        lambda folder: _load_vae(folder / "vae"),
     )
     seen = _Memo(lambda: _through_vae(vae, mixed(), device))
     # The judge and the subjects first: what they measure can be read while CLIP and DINO train.
@@ -250,6 +264,48 @@ def point_posterior(vae) -> None:
         vae.quant_conv.bias[channels:] = -30.0
 
 
+def refine_vae_for_subjects(vae, mixed, seed: int, plan: Plan, device: str):
+    """A copy of ``vae`` refined on pictures with subjects, the general pictures' latents held in place.
+
+    The VAE first learns from general pictures only, like the UNet, and so turns a subject's second
+    colour into a shade of its first (yellow with blue stripes comes back pink). Refining on pictures
+    with subjects (weighted up) teaches it to carry them; an anchor on the latents of the pictures
+    without subjects keeps the latent space the UNet learned, so the UNet needs no retraining.
+    """
+    import copy
+
+    import torch
+
+    anchor = copy.deepcopy(vae).to(device).eval().requires_grad_(False)
+    refined = copy.deepcopy(vae).to(device).train().requires_grad_(True)
+    optimizer = torch.optim.AdamW(refined.parameters(), lr=plan.vae_refine_learning_rate, weight_decay=0.0)
+    schedule = _cosine(optimizer, plan.vae_refine_steps, 20)
+    has_subject = torch.from_numpy(mixed.labels["subject"] > 0)
+    for step in range(plan.vae_refine_steps):
+        rows = _batch_indices(len(mixed), plan.vae_batch, seed + 7, step)
+        pixels = _as_tensor(mixed.images[rows]).to(device)
+        subjects = has_subject[rows].to(device)
+        latents = refined.encode(pixels).latent_dist.mean
+        error = refined.decode(latents).sample - pixels
+        weight = torch.where(subjects, SUBJECT_WEIGHT, 1.0).view(-1, 1, 1, 1)
+        with torch.no_grad():
+            held = anchor.encode(pixels[~subjects]).latent_dist.mean
+        drift = (latents[~subjects] - held).pow(2).mean() if len(held) else latents.sum() * 0
+        loss = (weight * (error.abs() + error.pow(2))).mean() + drift
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == plan.vae_refine_steps - 1:
+            log(
+                f"vae refinement step {step + 1}/{plan.vae_refine_steps} loss {loss.item():.4f} "
+                f"drift {drift.item():.5f}"
+            )
+    refined.eval().requires_grad_(False)
+    point_posterior(refined)
+    return refined
+
+
 def _load_vae(folder: Path):
     from diffusers import AutoencoderKL
 
@@ -304,7 +360,7 @@ def _token_ids(tokenizer, captions) -> np.ndarray:
     )
 
 
-def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, seed: int, plan: Plan, device: str) -> None:
+def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, mixed, seed: int, plan: Plan, device: str) -> None:
     import torch
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
@@ -381,9 +437,19 @@ def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, seed: int, p
                 checkpoint,
             )
     ema.copy_to(trained)
-    pipeline = models.build_pipeline(vae, unet.eval(), text_encoder.eval(), tokenizer)
-    pipeline.save_pretrained(out, safe_serialization=True)
+    vae = refine_vae_for_subjects(vae, mixed, seed, plan, device)
+    save_pipeline(out, vae, unet.eval(), text_encoder.eval(), tokenizer)
     checkpoint.unlink(missing_ok=True)
+
+
+def save_pipeline(out: Path, vae, unet, text_encoder, tokenizer) -> None:
+    """The pipeline in the diffusers layout, its UNet stored in half precision to fit the size budget
+    (the platform loads every component as float32, so sampling is unchanged but for the rounding)."""
+    import torch
+
+    models.build_pipeline(vae, unet, text_encoder, tokenizer).save_pretrained(out, safe_serialization=True)
+    unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
+    unet.to(torch.float32)
 
 
 def _save_atomic(state: dict, path: Path) -> None:
@@ -517,6 +583,8 @@ def _train_subject(out: Path, work: Path, pipeline: Path, subject: Subject, seed
         batch_size=plan.subject_batch,
         lora_rank=plan.subject_rank,
         lora_targets=plan.subject_targets,
+        prior_preservation=plan.subject_prior_preservation,
+        class_images=plan.subject_class_images,
         resolution=models.IMAGE_SIZE,
         checkpoint_every=100,
         seed=seed,
