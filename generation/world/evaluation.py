@@ -147,7 +147,8 @@ def mixed_sweep(
 
 
 def trade_off(rows: Sequence[SweepRow]) -> dict:
-    """Spearman correlation of w_s with each metric, over the grid's cells (subject x w_s means) and over images."""
+    """Spearman correlation of w_s with each metric: over the means at each w_s (the whole grid averaged),
+    over the grid's cells (subject x w_s means) and over images."""
     from scipy.stats import spearmanr
 
     result = {}
@@ -160,11 +161,13 @@ def trade_off(rows: Sequence[SweepRow]) -> dict:
         by_w_s: dict[float, list[float]] = {}
         for row in rows:
             by_w_s.setdefault(row.w_s, []).append(getattr(row, metric))
+        means = {w_s: float(np.mean(values)) for w_s, values in sorted(by_w_s.items())}
         result[metric] = {
+            "spearman_means": float(spearmanr(list(means), list(means.values())).statistic),
             "spearman_cells": float(spearmanr([key[1] for key in keys], cell_means).statistic),
             "spearman_images": float(
                 spearmanr([row.w_s for row in rows], [getattr(row, metric) for row in rows]).statistic
             ),
-            "mean_by_w_s": {str(w_s): float(np.mean(values)) for w_s, values in sorted(by_w_s.items())},
+            "mean_by_w_s": {str(w_s): mean for w_s, mean in means.items()},
         }
     return result
