@@ -122,7 +122,7 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
         lambda out: _train_pipeline(out, work, general_vae, tokenizer, general(), mixed(), seed, plan, device),
         lambda folder: _load_vae(folder / "vae"),
     )
-    seen = _Memo(lambda: _through_vae(vae, mixed(), device))
+    seen = _Memo(lambda: through_vae(vae, mixed().images, device))
     # The judge and the subjects first: what they measure can be read while CLIP and DINO train.
     _phase(directory / "judge", lambda out: _train_judge(out, mixed(), seen(), seed, plan, device))
     for subject in SUBJECTS:
@@ -324,15 +324,15 @@ def _encode(vae, images: np.ndarray, device: str, batch: int = 256) -> np.ndarra
     return np.concatenate(parts) * vae.config.scaling_factor
 
 
-def _through_vae(vae, rendered, device: str, batch: int = 256) -> np.ndarray:
-    """Every picture of ``rendered`` encoded and decoded: how a generated picture looks."""
+def through_vae(vae, images: np.ndarray, device: str, batch: int = 256) -> np.ndarray:
+    """Every picture of ``images`` ((N, H, W, 3) uint8) encoded and decoded: how a generated picture looks."""
     import torch
 
     vae.to(device)
     parts = []
     with torch.inference_mode():
-        for start in range(0, len(rendered), batch):
-            pixels = _as_tensor(rendered.images[start : start + batch]).to(device)
+        for start in range(0, len(images), batch):
+            pixels = _as_tensor(images[start : start + batch]).to(device)
             decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample
             parts.append(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(parts)
