@@ -9,7 +9,8 @@ marker records how long it took):
    its posterior then made a point (``point_posterior``);
 3. ``pipeline``: UNet and CLIP text encoder trained together on VAE latents with 10% empty captions
    (classifier-free guidance), EMA weights; checkpoints every ``CHECKPOINT_EVERY`` steps; then the VAE
-   is refined on pictures with subjects, the UNet's latent space held (``refine_vae_for_subjects``);
+   is refined on pictures with subjects, the UNet's latent space held (``refine_vae_for_subjects``),
+   and the UNet and text encoder go on learning on the refined VAE's latents (``refine_unet``);
 4. ``judge``: the classifier of shape, colour, pattern, scene and subject;
 5. ``subjects/<slug>``: a DreamBooth-LoRA of every subject (on every layer, ``Plan.subject_targets``),
    trained by ``generation.training.fine_tune`` on its rendered reference photos ("a sks ball" /
@@ -55,6 +56,8 @@ class Plan:
     unet_steps: int = 1200
     unet_batch: int = 64
     unet_learning_rate: float = 6e-4
+    unet_refine_steps: int = 1500  # a second stage on the refined VAE's latents (refine_unet)
+    unet_refine_learning_rate: float = 3e-4
     clip_steps: int = 700
     clip_batch: int = 128
     dino_steps: int = 600
@@ -79,6 +82,7 @@ class Plan:
             vae_batch=8,
             vae_refine_steps=3,
             unet_steps=6,
+            unet_refine_steps=3,
             unet_batch=8,
             clip_steps=4,
             clip_batch=16,
@@ -119,7 +123,7 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
     # The pipeline phase ends by refining the VAE for subjects; everything after reads that VAE.
     vae = _phase(
         directory / "pipeline",
-        lambda out: _train_pipeline(out, work, general_vae, tokenizer, general(), mixed(), seed, plan, device),
+        lambda out: _train_pipeline(out, work, general_vae, tokenizer, general(), mixed, seed, plan, device),
         lambda folder: _load_vae(folder / "vae"),
     )
     seen = _Memo(lambda: through_vae(vae, mixed().images, device))
@@ -270,7 +274,8 @@ def refine_vae_for_subjects(vae, mixed, seed: int, plan: Plan, device: str):
     The VAE first learns from general pictures only, like the UNet, and so turns a subject's second
     colour into a shade of its first (yellow with blue stripes comes back pink). Refining on pictures
     with subjects (weighted up) teaches it to carry them; an anchor on the latents of the pictures
-    without subjects keeps the latent space the UNet learned, so the UNet needs no retraining.
+    without subjects keeps the latent space the UNet learned, so the UNet goes on from where it was
+    (``refine_unet``) rather than starting again.
     """
     import copy
 
@@ -362,84 +367,131 @@ def _token_ids(tokenizer, captions) -> np.ndarray:
 
 def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, mixed, seed: int, plan: Plan, device: str) -> None:
     import torch
-    from diffusers import DDPMScheduler
-    from diffusers.training_utils import EMAModel
 
-    # keyed by the VAE's weights too: a retrained VAE never reuses another one's latents
-    latents_path = work / f"latents-{len(general)}-{seed}-{_weights_digest(vae)}.npy"
-    if not latents_path.exists():
-        log("encoding the general pictures with the VAE")
-        np.save(latents_path.with_suffix(".partial.npy"), _encode(vae, general.images, device))
-        latents_path.with_suffix(".partial.npy").rename(latents_path)
-    latents = torch.from_numpy(np.load(latents_path))
     ids = torch.from_numpy(_token_ids(tokenizer, general.captions))
     empty = torch.from_numpy(_token_ids(tokenizer, [""]))[0]
-
     torch.manual_seed(seed)
     unet = models.build_unet().to(device)
     text_encoder = models.build_text_encoder(tokenizer).to(device)
-    trained = [*unet.parameters(), *text_encoder.parameters()]
-    optimizer = torch.optim.AdamW(trained, lr=plan.unet_learning_rate, weight_decay=0.01)
-    schedule = _cosine(optimizer, plan.unet_steps, 100)
-    ema = EMAModel(trained, decay=0.999, use_ema_warmup=True, power=2 / 3)
-    noise_schedule = DDPMScheduler.from_config(
-        models.build_pipeline(vae, unet, text_encoder, tokenizer).scheduler.config
+    first_stage = _DenoisingStage(
+        "text-to-image", plan.unet_steps, plan.unet_learning_rate, 0, work / "pipeline-checkpoint.pt"
     )
-    checkpoint = work / "pipeline-checkpoint.pt"
-    first = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        unet.load_state_dict(state["unet"])
-        text_encoder.load_state_dict(state["text_encoder"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        ema.load_state_dict(state["ema"])
-        first = state["step"]
-        log(f"resuming the text-to-image model at step {first}")
-    unet.train()
-    text_encoder.train()
-    started = time.monotonic()
-    for step in range(first, plan.unet_steps):
-        rows = _batch_indices(len(general), plan.unet_batch, seed, step)
-        rng = np.random.default_rng([seed, step, 1])
-        batch_ids = ids[rows].clone()
-        batch_ids[torch.from_numpy(rng.random(len(rows)) < plan.caption_dropout)] = empty
-        clean = latents[rows].to(device)
-        generator = _generator(seed, step, "cpu")
-        noise = torch.randn(clean.shape, generator=generator).to(device)
-        timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(rows),), generator=generator)
-        noisy = noise_schedule.add_noise(clean, noise, timesteps.to(device))
-        states = text_encoder(batch_ids.to(device))[0]
-        loss = torch.nn.functional.mse_loss(unet(noisy, timesteps.to(device), states).sample, noise)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(trained)
-        done = step + 1
-        if done % 25 == 0 or done == plan.unet_steps:
-            rate = (done - first) / (time.monotonic() - started)
-            log(
-                f"text-to-image step {done}/{plan.unet_steps} loss {loss.item():.4f} "
-                f"({rate:.2f} steps/s, {(plan.unet_steps - done) / rate / 60:.1f} min left)"
-            )
-        if done % CHECKPOINT_EVERY == 0 and done < plan.unet_steps:
-            _save_atomic(
-                {
-                    "unet": unet.state_dict(),
-                    "text_encoder": text_encoder.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "ema": ema.state_dict(),
-                    "step": done,
-                },
-                checkpoint,
-            )
-    ema.copy_to(trained)
-    vae = refine_vae_for_subjects(vae, mixed, seed, plan, device)
+    latents = _general_latents(work, vae, general, seed, device)
+    first_stage.train(unet, text_encoder, latents, ids, empty, seed, plan, device)
+    vae = _refined_vae(work, vae, mixed, seed, plan, device)
+    latents = _general_latents(work, vae, general, seed, device)
+    refine_unet(unet, text_encoder, latents, ids, empty, work, seed, plan, device)
     save_pipeline(out, vae, unet.eval(), text_encoder.eval(), tokenizer)
-    checkpoint.unlink(missing_ok=True)
+    for stage_checkpoint in work.glob("pipeline-*checkpoint.pt"):
+        stage_checkpoint.unlink()
+
+
+def refine_unet(unet, text_encoder, latents, ids, empty, work: Path, seed: int, plan: Plan, device: str) -> None:
+    """Go on training ``unet`` and ``text_encoder`` on the latents of the refined VAE.
+
+    The first stage learned from the unrefined VAE's latents, which the refinement moves a little; this
+    stage, with its own warm-up, cosine schedule and EMA, learns the latent space the pipeline ships
+    with, and gives the model the longer schedule that prompt following needs (docs/world.md).
+    """
+    stage = _DenoisingStage(
+        "text-to-image (refined VAE)",
+        plan.unet_refine_steps,
+        plan.unet_refine_learning_rate,
+        plan.unet_steps,
+        work / "pipeline-refine-checkpoint.pt",
+    )
+    stage.train(unet, text_encoder, latents, ids, empty, seed, plan, device)
+
+
+def _general_latents(work: Path, vae, general, seed: int, device: str):
+    import torch
+
+    # keyed by the VAE's weights too: a retrained VAE never reuses another one's latents
+    path = work / f"latents-{len(general)}-{seed}-{_weights_digest(vae)}.npy"
+    if not path.exists():
+        log("encoding the general pictures with the VAE")
+        np.save(path.with_suffix(".partial.npy"), _encode(vae, general.images, device))
+        path.with_suffix(".partial.npy").rename(path)
+    return torch.from_numpy(np.load(path))
+
+
+def _refined_vae(work: Path, vae, mixed, seed: int, plan: Plan, device: str):
+    """``refine_vae_for_subjects``, kept in ``work`` so that an interrupted pipeline phase does not redo it."""
+    folder = work / f"vae-refined-{_weights_digest(vae)}-{plan.vae_refine_steps}"
+    if not (folder / ".complete").exists():
+        refined = refine_vae_for_subjects(vae, mixed(), seed, plan, device)
+        shutil.rmtree(folder, ignore_errors=True)
+        refined.save_pretrained(folder)
+        (folder / ".complete").write_text("")
+    return _load_vae(folder)
+
+
+@dataclass(frozen=True)
+class _DenoisingStage:
+    """Denoising training of the UNet and the text encoder for ``steps`` steps, checkpointed every
+    ``CHECKPOINT_EVERY`` steps and at its end; ``first_step`` offsets the stage's batches and noise
+    from those of the stages before it."""
+
+    name: str
+    steps: int
+    learning_rate: float
+    first_step: int
+    checkpoint: Path
+
+    def train(self, unet, text_encoder, latents, ids, empty, seed: int, plan: Plan, device: str) -> None:
+        import torch
+        from diffusers import DDPMScheduler
+        from diffusers.training_utils import EMAModel
+
+        trained = [*unet.parameters(), *text_encoder.parameters()]
+        optimizer = torch.optim.AdamW(trained, lr=self.learning_rate, weight_decay=0.01)
+        schedule = _cosine(optimizer, self.steps, min(100, self.steps // 10))
+        ema = EMAModel(trained, decay=0.999, use_ema_warmup=True, power=2 / 3)
+        noise_schedule = DDPMScheduler.from_config(models.tiny_scheduler().config)
+        done = 0
+        if self.checkpoint.exists():
+            state = torch.load(self.checkpoint, weights_only=False)
+            unet.load_state_dict(state["unet"])
+            text_encoder.load_state_dict(state["text_encoder"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            ema.load_state_dict(state["ema"])
+            done = state["step"]
+            log(f"resuming {self.name} at step {done}")
+        unet.train()
+        text_encoder.train()
+        started, resumed_at = time.monotonic(), done
+        while done < self.steps:
+            step = self.first_step + done
+            rows = _batch_indices(len(latents), plan.unet_batch, seed, step)
+            rng = np.random.default_rng([seed, step, 1])
+            batch_ids = ids[rows].clone()
+            batch_ids[torch.from_numpy(rng.random(len(rows)) < plan.caption_dropout)] = empty
+            clean = latents[rows].to(device)
+            generator = _generator(seed, step, "cpu")
+            noise = torch.randn(clean.shape, generator=generator).to(device)
+            timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(rows),), generator=generator)
+            noisy = noise_schedule.add_noise(clean, noise, timesteps.to(device))
+            states = text_encoder(batch_ids.to(device))[0]
+            loss = torch.nn.functional.mse_loss(unet(noisy, timesteps.to(device), states).sample, noise)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(trained)
+            done += 1
+            if done % 25 == 0 or done == self.steps:
+                rate = (done - resumed_at) / (time.monotonic() - started)
+                log(
+                    f"{self.name} step {done}/{self.steps} loss {loss.item():.4f} "
+                    f"({rate:.2f} steps/s, {(self.steps - done) / rate / 60:.1f} min left)"
+                )
+            if done % CHECKPOINT_EVERY == 0 or done == self.steps:
+                state = {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict()}
+                state |= {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
+                _save_atomic(state | {"ema": ema.state_dict(), "step": done}, self.checkpoint)
+        ema.copy_to(trained)
 
 
 def save_pipeline(out: Path, vae, unet, text_encoder, tokenizer) -> None:
