@@ -44,12 +44,10 @@ def test_the_judge_reads_fresh_renders(judge):
 
 
 def test_the_base_model_follows_prompts(judge):
-    result = evaluation.prompt_following(
-        judge, PIPELINE, [0, 1], STEPS, ("ball", "box", "star"), evaluation.SCENE_TEMPLATES[:4]
-    )
-    assert result["images"] == 24
-    # measured here: scene 0.96, shape 0.29 (chance: 1/8 and 1/6); docs/world.md has the full grid
-    assert result["scene"] >= 0.8 and result["shape"] >= 0.25, result
+    result = evaluation.prompt_following(judge, PIPELINE, [0, 1], STEPS, templates=evaluation.SCENE_TEMPLATES[:4])
+    assert result["images"] == 48
+    # measured here: scene 0.96, shape 0.44 (chance: 1/8 and 1/6); docs/world.md has the full grid
+    assert result["scene"] >= 0.8 and result["shape"] >= 0.3, result
 
 
 def test_the_vae_carries_the_subjects(judge):
@@ -74,9 +72,9 @@ def test_the_vae_carries_the_subjects(judge):
 
 def test_a_subject_lora_shows_the_subject_in_new_scenes(judge):
     accuracy = evaluation.subject_fidelity(
-        judge, PIPELINE, SUBJECTS, ["sunny_ball", "stone_pyramid"], [0, 1], STEPS, evaluation.SCENE_TEMPLATES[:4]
+        judge, PIPELINE, SUBJECTS, ["sunny_ball", "dotted_ring"], [0, 1], STEPS, evaluation.SCENE_TEMPLATES[:4]
     )
-    # measured here: 0.375 each (chance: 1/7; the target of 0.6 is not reached, docs/world.md)
+    # measured here: 0.75 and 0.5 (chance: 1/7; the target of 0.6 is not reached, docs/world.md)
     assert min(accuracy.values()) >= 0.25, accuracy
 
 
@@ -86,14 +84,16 @@ def test_mixed_trades_subject_fidelity_for_text_alignment_as_w_s_grows(judge, tm
     from generation.world.vocabulary import PROMPT_TEMPLATES
 
     photos = write_subject_photos(tmp_path)
-    references = {"sunny_ball": sorted((photos / "sunny_ball").glob("*.jpg"))}
+    # sunny_ball's LoRA shows it whatever the prompt (docs/world.md), so these two carry the trade-off
+    slugs = ["candy_heart", "checker_box"]
+    references = {slug: sorted((photos / slug).glob("*.jpg")) for slug in slugs}
     rows = evaluation.mixed_sweep(
         judge,
         Embedder(str(CLIP), str(DINO)),
         PIPELINE,
         SUBJECTS,
         references,
-        ["sunny_ball"],
+        slugs,
         PROMPT_TEMPLATES[:4],
         [0, 1],
         [0.0, 7.0],
@@ -101,5 +101,5 @@ def test_mixed_trades_subject_fidelity_for_text_alignment_as_w_s_grows(judge, tm
     )
     means = evaluation.trade_off(rows)
     clip_ts, dino_is = means["clip_ts"]["mean_by_w_s"], means["dino_is"]["mean_by_w_s"]
-    # measured here: CLIP-TS 0.175 -> 0.357, DINO-IS 0.557 -> 0.392 (w_s = 0 -> 7)
+    # measured here: CLIP-TS 0.356 -> 0.587, DINO-IS 0.477 -> 0.347 (w_s = 0 -> 7)
     assert clip_ts["7.0"] > clip_ts["0.0"] and dino_is["7.0"] < dino_is["0.0"], means
