@@ -20,7 +20,7 @@ from studyapp.runs.scoring import metric_models, score_run
 from studyapp.runs.worker import generate_batch
 from studyapp.studies.publishing import publish
 
-DEMO_SUBJECTS = ["sunny_ball", "spotted_star"]
+DEMO_SUBJECTS = ["candy_heart", "checker_box"]  # the two whose LoRAs carry the Mixed trade-off (docs/world.md)
 DEMO_METHODS = [
     ("demo-base", "base", {}),
     ("demo-mixed", "mixed", {}),

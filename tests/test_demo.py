@@ -20,7 +20,7 @@ def test_demo_seeds_a_complete_consistent_study(world_models, capsys):
     out = capsys.readouterr().out
     study = Study.objects.get(slug="demo")
     assert study.state == Study.State.PUBLISHED
-    assert set(Concept.objects.values_list("slug", flat=True)) == {"sunny_ball", "spotted_star"}
+    assert set(Concept.objects.values_list("slug", flat=True)) == {"candy_heart", "checker_box"}
     assert all(concept.references.count() == 5 for concept in Concept.objects.all())
     methods = Method.objects.filter(name__startswith="demo-")
     assert methods.count() == 3
@@ -81,7 +81,7 @@ def test_oracle_raters_prefer_on_text_the_sampler_the_judge_scores_higher(world_
     from studyapp.results.analysis import study_results
     from studyapp.results.exports import results_rows
 
-    call_command("demo", "--prompts", "4", "--seeds", "2", "--steps", "10", "--simulated-raters", "24")
+    call_command("demo")  # the default design: 4 prompts x 4 seeds, 10 steps, 24 oracle raters
     study = Study.objects.get(slug="demo")
     view = JudgeView()
     judged_text = {}

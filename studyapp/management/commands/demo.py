@@ -10,7 +10,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--prompts", type=int, default=4, help="prompts per concept (default 4)")
-        parser.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2)")
+        parser.add_argument("--seeds", type=int, default=4, help="seeds per prompt (default 4)")
         parser.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
         parser.add_argument(
             "--simulated-raters",
