@@ -69,6 +69,8 @@ def _following(evaluation, judge, pipeline, seeds, args, shapes, templates) -> d
         f"(chance 1/8), shape {following['shape']:.1%} (chance 1/6)  [{time.monotonic() - started:.0f} s]",
         flush=True,
     )
+    for key in ("shape_by_shape", "shape_by_scene"):
+        print(f"  {key}: " + ", ".join(f"{name} {share:.0%}" for name, share in following[key].items()), flush=True)
     return following
 
 

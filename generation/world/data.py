@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from generation.world.captions import caption
-from generation.world.render import Pose, Thing, render
+from generation.world.render import SUPERSAMPLE, Pose, Thing, paint_scene, render
 from generation.world.vocabulary import COLOURS, PATTERNS, SCENE_NAMES, SHAPES, STUDIO, SUBJECTS
 
 # Label spaces of the judge's heads: index 0 of "subject" is "no subject".
@@ -73,21 +73,38 @@ def render_set(count: int, seed: int, subject_share: float = 0.0, size: int = 64
     )
 
 
+def _thing_of_picture(rng: np.random.Generator, subject_share: float) -> Thing:
+    if rng.random() < subject_share:
+        subject = SUBJECTS[rng.integers(len(SUBJECTS))]
+        return Thing.of_subject(subject, SCENE_NAMES[rng.integers(len(SCENE_NAMES))])
+    return Thing.random(rng)
+
+
 def _render_chunk(arguments) -> RenderedSet:
     start, stop, seed, subject_share, size = arguments
     images, captions, labels = [], [], {head: [] for head in LABELS}
     for index in range(start, stop):
         rng = np.random.default_rng([seed, index])
-        if rng.random() < subject_share:
-            subject = SUBJECTS[rng.integers(len(SUBJECTS))]
-            thing = Thing.of_subject(subject, SCENE_NAMES[rng.integers(len(SCENE_NAMES))])
-        else:
-            thing = Thing.random(rng)
+        thing = _thing_of_picture(rng, subject_share)
         images.append(np.asarray(render(thing, rng, size)))
         captions.append(caption(thing, rng))
         for head, value in labels_of(thing).items():
             labels[head].append(value)
     return RenderedSet(np.stack(images), {h: np.array(v, dtype=np.int64) for h, v in labels.items()}, captions)
+
+
+def object_poses(count: int, seed: int, subject_share: float = 0.0, size: int = 64) -> np.ndarray:
+    """(count, 3) centre x, centre y and size of the object in each picture of ``render_set(count, seed,
+    subject_share, size)``, as fractions of the width, found by replaying each picture's random draws up to
+    its pose: the scene is painted again, the object and the resizing are skipped."""
+    poses = np.empty((count, 3), dtype=np.float32)
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        thing = _thing_of_picture(rng, subject_share)
+        paint_scene(thing.scene, rng, size * SUPERSAMPLE)
+        pose = Pose.random(rng, studio=thing.scene == STUDIO)
+        poses[index] = (pose.x, pose.y, pose.scale)
+    return poses
 
 
 def write_subject_photos(folder: str | Path, seed: int = 0, photos: int = PHOTOS_PER_SUBJECT) -> Path:

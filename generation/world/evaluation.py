@@ -48,8 +48,10 @@ def sample(
 
 
 def prompt_following(judge, model, seeds: Sequence[int], steps: int, shapes=SHAPES, templates=SCENE_TEMPLATES) -> dict:
-    """Superclass sampling of "a <shape> <scene>": how often the judge finds the prompted scene and shape."""
+    """Superclass sampling of "a <shape> <scene>": how often the judge finds the prompted scene and shape,
+    overall and (``shape_by_shape``, ``shape_by_scene``) the shape for each prompted shape and scene."""
     hits = {"scene": [], "shape": []}
+    shape_hits = {"shape_by_shape": {}, "shape_by_scene": {}}
     for template in templates:
         scene = next(name for name, phrase in SCENES.items() if template.endswith(phrase))
         for shape in shapes:
@@ -57,10 +59,13 @@ def prompt_following(judge, model, seeds: Sequence[int], steps: int, shapes=SHAP
             for reading in judge.read(images):
                 hits["scene"].append(reading["scene"] == scene)
                 hits["shape"].append(reading["shape"] == shape)
+                shape_hits["shape_by_shape"].setdefault(shape, []).append(reading["shape"] == shape)
+                shape_hits["shape_by_scene"].setdefault(scene, []).append(reading["shape"] == shape)
     return {
         "scene": float(np.mean(hits["scene"])),
         "shape": float(np.mean(hits["shape"])),
         "images": len(hits["scene"]),
+        **{key: {name: float(np.mean(found)) for name, found in by.items()} for key, by in shape_hits.items()},
     }
 
 

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from generation.world.captions import caption, concept_prompt, full_caption, superclass_prompt
-from generation.world.data import LABELS, labels_of, render_set, write_subject_photos
-from generation.world.render import Thing, render
+from generation.world.data import LABELS, labels_of, object_poses, render_set, write_subject_photos
+from generation.world.render import SUPERSAMPLE, Thing, paint_scene, render
 from generation.world.vocabulary import COLOURS, PATTERNS, PROMPT_TEMPLATES, SCENE_NAMES, SCENES, SHAPES, SUBJECTS
 
 
@@ -71,6 +71,28 @@ def test_a_rendered_set_is_the_same_however_many_processes_render_it():
     assert 0 < (one.labels["subject"] > 0).sum() < 40  # some pictures show subjects, some do not
     again = render_set(40, seed=5, subject_share=0.5, workers=1)
     assert np.array_equal(one.images, again.images) and one.captions == again.captions
+
+
+def test_object_poses_find_each_pictures_object():
+    count, seed = 30, 4
+    pictures = render_set(count, seed, subject_share=0.5, workers=1)
+    poses = object_poses(count, seed, subject_share=0.5)
+    for index in range(count):
+        bare = _bare_scene(np.random.default_rng([seed, index]), LABELS["scene"][pictures.labels["scene"][index]])
+        changed = np.abs(pictures.images[index].astype(int) - bare).sum(-1) > 30
+        rows, columns = (np.nonzero(changed)[axis] + 0.5 for axis in (0, 1))
+        x, y, size = poses[index]
+        assert np.abs(columns / 64 - x).max() <= 0.6 * size and np.abs(rows / 64 - y).max() <= 0.6 * size
+        assert changed.sum() > 0.1 * (64 * size) ** 2  # the object, not a stray pixel
+
+
+def _bare_scene(rng, scene):
+    """The picture's scene without its object, drawn from the same random numbers."""
+    from generation.world.data import _thing_of_picture
+
+    _thing_of_picture(rng, 0.5)
+    bare = paint_scene(scene, rng, 64 * SUPERSAMPLE).resize((64, 64), Image.Resampling.LANCZOS)
+    return np.asarray(bare).astype(int)
 
 
 def test_labels_of_a_subject_name_it():

@@ -27,7 +27,8 @@ def test_quick_training_writes_every_model_and_a_rerun_redoes_only_what_is_missi
     from generation.world.judge import Judge
 
     first = _train(tmp_path)
-    for phase in ("vae step", "text-to-image step", "clip step", "dino step", "judge step"):
+    stages = ("vae step", "text-to-image step", "(objects weighed up) step", "clip step", "dino step", "judge step")
+    for phase in stages:
         assert phase in first
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["seed"] == 0 and "world train" in manifest["command"]
@@ -71,3 +72,15 @@ def test_an_interrupted_phase_keeps_the_sub_phases_it_had_taken_in(tmp_path):
     _phase(parent, lambda out: built.append("pipeline"))
     assert built == ["pipeline"] and (parent / "vae" / "weights").read_text() == "first"
     assert json.loads((parent / ".complete").read_text())["seconds"] >= 0
+
+
+def test_object_weights_weigh_up_the_square_around_the_object():
+    import numpy as np
+
+    from generation.world.train import object_weights
+
+    weights = object_weights(np.array([[0.5, 0.5, 0.5], [0.25, 0.75, 0.25]], dtype=np.float32), 16, 4.0)
+    assert weights.shape == (2, 1, 16, 16)
+    assert weights[0, 0, 8, 8] == 5.0 and weights[0, 0, 0, 0] == 1.0
+    assert weights[1, 0, 12, 4] == 5.0 and weights[1, 0, 4, 12] == 1.0  # rows are y, columns x
+    assert 0.2 < float((weights[0] > 1).float().mean()) < 0.4  # a square of 0.55 x 2 x 0.5 a side
