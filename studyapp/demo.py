@@ -20,7 +20,7 @@ from studyapp.runs.scoring import metric_models, score_run
 from studyapp.runs.worker import generate_batch
 from studyapp.studies.publishing import publish
 
-DEMO_SUBJECTS = ["candy_heart", "checker_box"]  # the two whose LoRAs carry the Mixed trade-off (docs/world.md)
+DEMO_SUBJECTS = ["dotted_ring", "stone_pyramid"]  # Mixed beats Base on text for them at most prompts (docs/world.md)
 DEMO_METHODS = [
     ("demo-base", "base", {}),
     ("demo-mixed", "mixed", {}),
@@ -148,7 +148,7 @@ def demo_study(methods: list[Method]) -> Study:
             "consent_text": "This is a demo study. Your answers are stored without your name.",
             "pairs_per_rater": 10,
             "attention_rate": 0.1,  # one attention check in each rater's ten pairs (and one gold pair at 0.05)
-            "ratings_per_pair": 2,
+            "ratings_per_pair": 3,  # as in the paper: 48,864 answers over 16,000 pairs
             "completion_code": "DEMO-DONE",
             # Two subjects cannot stand for subjects in general: the demo's results are about these two.
             "fixed_factors": ["subject"],

@@ -20,7 +20,7 @@ def test_demo_seeds_a_complete_consistent_study(world_models, capsys):
     out = capsys.readouterr().out
     study = Study.objects.get(slug="demo")
     assert study.state == Study.State.PUBLISHED
-    assert set(Concept.objects.values_list("slug", flat=True)) == {"candy_heart", "checker_box"}
+    assert set(Concept.objects.values_list("slug", flat=True)) == {"dotted_ring", "stone_pyramid"}
     assert all(concept.references.count() == 5 for concept in Concept.objects.all())
     methods = Method.objects.filter(name__startswith="demo-")
     assert methods.count() == 3
@@ -81,7 +81,7 @@ def test_oracle_raters_prefer_on_text_the_sampler_the_judge_scores_higher(world_
     from studyapp.results.analysis import study_results
     from studyapp.results.exports import results_rows
 
-    call_command("demo")  # the default design: 4 prompts x 4 seeds, 10 steps, 24 oracle raters
+    call_command("demo")  # the default design: 8 prompts x 4 seeds, 10 steps, 48 oracle raters
     study = Study.objects.get(slug="demo")
     view = JudgeView()
     judged_text = {}
@@ -98,3 +98,7 @@ def test_oracle_raters_prefer_on_text_the_sampler_the_judge_scores_higher(world_
         judge_prefers_a = np.mean(judged_text[row["comparison"]]) > 0
         if row["ci_low"] > 0.5 or row["ci_high"] < 0.5:
             assert (row["win_rate"] > 0.5) == judge_prefers_a, row
+    # The comparison the judge separates most (Mixed vs Base, +0.15) is decided in every seeding measured:
+    # its interval's lower end was 0.57-0.65 in six (docs/world.md).
+    clearest = max(rows, key=lambda row: abs(np.mean(judged_text[row["comparison"]])))
+    assert clearest["ci_low"] > 0.5 and np.mean(judged_text[clearest["comparison"]]) > 0, clearest

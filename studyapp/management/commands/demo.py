@@ -9,14 +9,14 @@ class Command(BaseCommand):
     help = "Seed a small demo study on the procedural world's shipped models, rated by oracle raters."
 
     def add_arguments(self, parser):
-        parser.add_argument("--prompts", type=int, default=4, help="prompts per concept (default 4)")
+        parser.add_argument("--prompts", type=int, default=8, help="prompts per concept (default 8)")
         parser.add_argument("--seeds", type=int, default=4, help="seeds per prompt (default 4)")
         parser.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
         parser.add_argument(
             "--simulated-raters",
             type=int,
-            default=24,
-            help="oracle raters simulated through the assignment engine, so the results page has numbers (default 24)",
+            default=48,
+            help="oracle raters simulated through the assignment engine, so the results page has numbers (default 48)",
         )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="for the printed links")
 
