@@ -422,7 +422,7 @@ def emphasise_objects(unet, text_encoder, latents, ids, empty, poses, work: Path
     """Go on training with a denoising loss that weighs the object's square ``1 + unet_object_weight``
     times the background.
 
-    The object covers about a sixth of a picture, so an even loss spends most of the model on the
+    The object covers about a tenth of a picture, so an even loss spends most of the model on the
     scene: the first two stages learned every scene but drew "a ball" and "a box" as the same blob
     (docs/world.md). ``poses`` are the pictures' object poses (``generation.world.data.object_poses``).
     """
