@@ -120,8 +120,8 @@ def train_world(directory: str | os.PathLike, seed: int = 0, device: str = "auto
     work.mkdir(exist_ok=True)
     started = time.monotonic()
     # Rendered only when a phase that needs them runs: retraining one phase renders nothing else.
-    general = _Memo(lambda: _rendered(work, "general", plan.general_pictures, seed, 0.0, GENERAL_SET))
-    mixed = _Memo(lambda: _rendered(work, "mixed", plan.subject_pictures, seed, 0.35, MIXED_SET))
+    general = _Memo(lambda: _rendered(work, GENERAL, plan.general_pictures, seed))
+    mixed = _Memo(lambda: _rendered(work, MIXED, plan.subject_pictures, seed))
     tokenizer = models.world_tokenizer()
     general_vae = _phase(
         directory / "pipeline" / "vae", lambda out: _train_vae(out, general(), seed, plan, device), _load_vae
@@ -190,19 +190,32 @@ def _recover_from_interrupted_parent(folder: Path) -> None:
 # -- data -----------------------------------------------------------------------------------------
 
 
-GENERAL_SET, MIXED_SET = 0, 1  # offsets of the two picture sets' render seeds
+@dataclass(frozen=True)
+class _PictureSet:
+    """One of the two picture sets: its share of pictures with subjects, and its render seed's offset."""
+
+    name: str
+    subject_share: float
+    seed_offset: int
+
+    def render_seed(self, seed: int) -> int:
+        return seed * 10 + self.seed_offset
+
+    def poses(self, count: int, seed: int) -> np.ndarray:
+        return world_data.object_poses(count, self.render_seed(seed), self.subject_share)
 
 
-def _set_seed(seed: int, offset: int) -> int:
-    return seed * 10 + offset
+GENERAL = _PictureSet("general", 0.0, 0)
+MIXED = _PictureSet("mixed", 0.35, 1)
 
 
-def _rendered(work: Path, name: str, count: int, seed: int, subject_share: float, offset: int):
-    """The cached picture set ``name``, rendered first if absent."""
+def _rendered(work: Path, picture_set: _PictureSet, count: int, seed: int):
+    """The cached ``picture_set``, rendered first if absent."""
+    name = picture_set.name
     path = work / f"{name}-{count}-{seed}.npz"
     if not path.exists():
         log(f"rendering {count} {name} pictures")
-        rendered = world_data.render_set(count, _set_seed(seed, offset), subject_share=subject_share)
+        rendered = world_data.render_set(count, picture_set.render_seed(seed), subject_share=picture_set.subject_share)
         partial = path.with_suffix(".partial.npz")
         rendered.save(partial)
         partial.rename(path)
@@ -394,7 +407,7 @@ def _train_pipeline(out: Path, work: Path, vae, tokenizer, general, mixed, seed:
     vae = _refined_vae(work, vae, mixed, seed, plan, device)
     latents = _general_latents(work, vae, general, seed, device)
     refine_unet(unet, text_encoder, latents, ids, empty, work, seed, plan, device)
-    poses = world_data.object_poses(len(general), _set_seed(seed, GENERAL_SET))
+    poses = GENERAL.poses(len(general), seed)
     emphasise_objects(unet, text_encoder, latents, ids, empty, poses, work, seed, plan, device)
     save_pipeline(out, vae, unet.eval(), text_encoder.eval(), tokenizer)
     for stage_checkpoint in work.glob("pipeline-*checkpoint.pt"):

@@ -74,11 +74,11 @@ def test_a_rendered_set_is_the_same_however_many_processes_render_it():
 
 
 def test_object_poses_find_each_pictures_object():
-    count, seed = 30, 4
-    pictures = render_set(count, seed, subject_share=0.5, workers=1)
-    poses = object_poses(count, seed, subject_share=0.5)
+    count, seed, share = 30, 4, 0.5
+    pictures = render_set(count, seed, subject_share=share, workers=1)
+    poses = object_poses(count, seed, subject_share=share)
     for index in range(count):
-        bare = _bare_scene(np.random.default_rng([seed, index]), LABELS["scene"][pictures.labels["scene"][index]])
+        bare = _bare_scene(np.random.default_rng([seed, index]), share)
         changed = np.abs(pictures.images[index].astype(int) - bare).sum(-1) > 30
         rows, columns = (np.nonzero(changed)[axis] + 0.5 for axis in (0, 1))
         x, y, size = poses[index]
@@ -86,11 +86,11 @@ def test_object_poses_find_each_pictures_object():
         assert changed.sum() > 0.1 * (64 * size) ** 2  # the object, not a stray pixel
 
 
-def _bare_scene(rng, scene):
+def _bare_scene(rng, subject_share):
     """The picture's scene without its object, drawn from the same random numbers."""
     from generation.world.data import _thing_of_picture
 
-    _thing_of_picture(rng, 0.5)
+    scene = _thing_of_picture(rng, subject_share).scene
     bare = paint_scene(scene, rng, 64 * SUPERSAMPLE).resize((64, 64), Image.Resampling.LANCZOS)
     return np.asarray(bare).astype(int)
 
