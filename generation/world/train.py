@@ -69,7 +69,7 @@ class Plan:
     judge_steps: int = 3000  # 700 read shapes right in 77% of fresh renders, 3000 in 99% (docs/world.md)
     classifier_batch: int = 64
     caption_dropout: float = 0.1
-    subject_steps: int = 800
+    subject_steps: int = 1600
     subject_batch: int = 4
     subject_learning_rate: float = 1e-3
     subject_rank: int = 8

@@ -75,8 +75,8 @@ def test_a_subject_lora_shows_the_subject_in_new_scenes(judge):
     accuracy = evaluation.subject_fidelity(
         judge, PIPELINE, SUBJECTS, ["sunny_ball", "dotted_ring"], [0, 1], STEPS, evaluation.SCENE_TEMPLATES[:4]
     )
-    # measured here: 0.875 and 0.5 (chance: 1/7; docs/world.md has all six on the full grid)
-    assert min(accuracy.values()) >= 0.375, accuracy
+    # measured here: 0.75 and 0.625 (chance: 1/7; docs/world.md has all six on the full grid)
+    assert min(accuracy.values()) >= 0.5, accuracy
 
 
 def test_mixed_trades_subject_fidelity_for_text_alignment_as_w_s_grows(judge, tmp_path):
@@ -102,5 +102,5 @@ def test_mixed_trades_subject_fidelity_for_text_alignment_as_w_s_grows(judge, tm
     )
     means = evaluation.trade_off(rows)
     clip_ts, dino_is = means["clip_ts"]["mean_by_w_s"], means["dino_is"]["mean_by_w_s"]
-    # measured here: CLIP-TS 0.322 -> 0.455, DINO-IS 0.541 -> 0.164 (w_s = 0 -> 7)
+    # measured here: CLIP-TS 0.213 -> 0.436, DINO-IS 0.709 -> 0.258 (w_s = 0 -> 7)
     assert clip_ts["7.0"] > clip_ts["0.0"] and dino_is["7.0"] < dino_is["0.0"], means
